@@ -1,0 +1,37 @@
+/* augment.h: the SimCLR views, after the keras.io example "Semi-supervised image
+ * classification using contrastive pretraining with SimCLR" (A. Beres): random horizontal
+ * flip, random translation by up to zoom/2 and random zoom-in (crop) of each side by a
+ * factor in [1 - zoom, 1] with zoom = 1 - sqrt(min_area), bilinear sampling with reflected
+ * borders, then a random colour affine map (brightness b in [1 - brightness, 1 + brightness]
+ * for all channels, plus a 3x3 jitter matrix with entries in [-jitter, jitter]) and a clip
+ * to [0, 1].
+ *
+ * Randomness is counter-based: every draw is rng_uniform(key, i) with key =
+ * augment_key(seed, epoch, image index, view), so a view does not depend on which rank
+ * makes it or on anything made before it. */
+#ifndef SIMCLR_AUGMENT_H
+#define SIMCLR_AUGMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    float min_area;   /* smallest crop area as a fraction of the image, in (0, 1] */
+    float brightness; /* brightness scale range, >= 0 */
+    float jitter;     /* colour jitter matrix range, >= 0 */
+    int flip;         /* 1: random horizontal flip */
+} aug_cfg;
+
+/* Key of one view: image_index is the image's index in its dataset (not its position in a
+ * batch), view is 0 or 1 (0 for classification). */
+uint64_t augment_key(uint64_t seed, uint64_t epoch, uint64_t image_index, uint64_t view);
+
+/* Makes one augmented view of img, a (3, h, w) row-major uint8 image (upright, RGB planes),
+ * as float32 in [0, 1] with the same size. Channel c of the output is written to
+ * dst + c * cstride (h * w floats each), so a view can land directly in a CNHW batch
+ * (dst = x + b*h*w, cstride = n*h*w). Overwrites dst. cfg == NULL means no augmentation
+ * (plain scaling by 1/255, used for evaluation). */
+void augment_view(const uint8_t *img, int h, int w, const aug_cfg *cfg, uint64_t key, float *dst,
+                  size_t cstride);
+
+#endif

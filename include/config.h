@@ -1,0 +1,74 @@
+/* config.h: the run configuration, the one libconfig caller.
+ *
+ * A config file (libconfig syntax, e.g. conf/pretrain.cfg, which @includes base.cfg)
+ * fills one typed struct whose defaults are set first. Every key is in one schema table
+ * (config.c) with its type and range: a syntax error is reported as file:line; a wrong
+ * type (1 where 1.0 is expected, a quoted boolean), an unknown key or an out-of-range
+ * value is an error naming file:line and the key. `--set key=value` overrides (command
+ * line) are checked the same way. Parsing does not depend on the locale (the C library
+ * stays in the "C" locale: nothing calls setlocale). */
+#ifndef SIMCLR_CONFIG_H
+#define SIMCLR_CONFIG_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "augment.h"
+#include "model.h"
+
+typedef struct {
+    char phase[16];
+    char config_path[PATH_MAX];
+    char run_dir[PATH_MAX];
+    char resume[PATH_MAX];     /* "auto", "none" or a checkpoint path */
+    char checkpoint[PATH_MAX]; /* checkpoint a phase starts from; for eval, the one evaluated */
+    int64_t seed;
+    struct {
+        char dir[PATH_MAX];        /* an STL-10-layout directory */
+        char split[64];            /* labeled split, e.g. "train" */
+        char unlabeled_split[64];  /* extra unlabeled split for pretraining ("" = none) */
+        int unlabeled_use_train;   /* pretraining also uses the labeled split minus the eval slice */
+        char eval_split[64];       /* labeled split to evaluate on; "" = hold-out slice of `split` */
+        int eval_per_class;        /* size of the hold-out slice per class */
+        int64_t holdout_seed;      /* seed of the hold-out slice (independent of `seed`) */
+        int labels_per_class;      /* label budget for linear/finetune/baseline; 0 = all */
+        int num_classes;
+    } data;
+    model_cfg model;
+    struct {
+        int epochs, batch; /* batch: the GLOBAL batch (images per optimizer step, all ranks) */
+        double lr, beta1, beta2, eps, weight_decay;
+        int warmup_epochs;
+        char schedule[16]; /* "constant" or "cosine" */
+    } train;
+    struct {
+        double temperature;
+        int probe_batch; /* global labeled images per step for the online linear probe; 0 = off */
+    } pretrain;
+    aug_cfg aug_contrastive, aug_classification;
+    struct {
+        int threads;           /* BLIS threads per rank; 0 = cores per node / ranks per node */
+        int workspace_mb;      /* im2col workspace per rank */
+        double log_interval_s; /* progress line period */
+        int checkpoint_every;  /* epochs between checkpoints */
+        int keep_checkpoints;  /* epoch checkpoints kept (older ones removed); final.h5 stays */
+        int hdf5_file_locking; /* 0 disables HDF5 file locking (filesystems that refuse it) */
+    } run;
+} config;
+
+/* Sets every key to its default (see conf/base.cfg for the documented values). */
+void config_defaults(config *c);
+
+/* Reads `path` into c (after config_defaults), applies the `--set key=value` overrides
+ * (nset strings), checks ranges and the keys `phase` needs, and stores phase and path.
+ * fatal(EXIT_CONFIG) with file:line and key on any error; never a silent default. */
+void config_load(config *c, const char *path, const char *phase, char **sets, int nsets);
+
+/* The resolved configuration as libconfig text (every key, with its value); the caller
+ * frees it. Written to RUN_DIR/config.resolved.cfg and into every checkpoint. */
+char *config_to_text(const config *c);
+
+/* FNV-1a 64-bit hash of a string (config text), stored in checkpoints. */
+uint64_t config_hash(const char *text);
+
+#endif

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Local end-to-end run: data -> pretrain -> linear, finetune, baseline -> eval x3 -> report.
+#
+# Usage: jobs/pipeline.sh [--np N] [--data sample|shared|DIR] [--runs DIR] [--set key=value ...]
+#   --np N       MPI ranks for every phase (default 2)
+#   --data WHAT  sample: import data/sample/{train,unlabeled}, plus the overrides in
+#                        conf/sample.overrides (default)
+#                shared: real STL-10 from ../shared/data (train split symlinked,
+#                        ../shared/data/stl10_test_pool imported as the unlabeled split)
+#                DIR:    a folder already in STL-10 binary layout, used as data.dir
+#   --runs DIR   output root (default REPO/runs/sample): DIR/data, DIR/pretrain, DIR/linear,
+#                DIR/finetune, DIR/baseline, DIR/eval-PHASE, DIR/report
+#   --set k=v    config override passed to every phase (repeatable; wins over the
+#                sample overrides). E.g. --set resume=auto to continue a stopped run.
+# Environment: SIMCLR (default build/simclr), PYTHON (default /usr/bin/python3),
+#   MPIRUN (default "mpirun --allow-run-as-root --oversubscribe"),
+#   OMP_NUM_THREADS, BLIS_NUM_THREADS (default max(1, cores / N)).
+# Relative --runs/--data/SIMCLR paths are taken from the current folder; the steps
+# run in the repo root.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+die() { echo "pipeline.sh: $2" >&2; exit "$1"; }
+usage() { sed -n '2,/^set -euo/s/^# \{0,1\}//p' "$0"; exit "$1"; }
+
+np=2 data=sample runs=$root/runs/sample
+sets=()
+while (($#)); do
+  case $1 in
+    -h|--help) usage 0 ;;
+    --np|--data|--runs|--set) (($# >= 2)) || die 2 "$1 needs a value (see --help)" ;;
+    *) die 2 "unknown argument: $1 (see --help)" ;;
+  esac
+  case $1 in
+    --np) np=$2 ;;
+    --data) data=$2 ;;
+    --runs) runs=$2 ;;
+    --set) sets+=(--set "$2") ;;
+  esac
+  shift 2
+done
+[[ $np =~ ^[1-9][0-9]*$ ]] || die 2 "--np wants a positive integer, not '$np'"
+if [[ $data != sample && $data != shared ]]; then
+  [[ -d $data ]] || die 2 "--data $data: not sample, shared or a folder"
+  data=$(realpath "$data")
+fi
+runs=$(realpath -m "$runs")
+SIMCLR=${SIMCLR:-$root/build/simclr}
+[[ $SIMCLR != */* ]] || SIMCLR=$(realpath -m "$SIMCLR")  # keep bare command names for PATH
+PYTHON=${PYTHON:-/usr/bin/python3}
+read -ra mpirun <<< "${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}"
+threads=$(( $(nproc) / np )); ((threads >= 1)) || threads=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads} BLIS_NUM_THREADS=${BLIS_NUM_THREADS:-$threads}
+
+cd "$root"
+command -v "$SIMCLR" > /dev/null || die 2 "$SIMCLR not found: run make first (or set SIMCLR)"
+
+# Exit codes of build/simclr, to name the reason when a step fails.
+reasons=([2]=usage [3]=config [4]=data [5]=I/O [6]=checkpoint [7]="diverged: non-finite loss"
+         [75]="stopped by a signal after writing a checkpoint; rerun with --set resume=auto")
+
+step() {  # step NAME COMMAND...: print a header, run COMMAND, stop the pipeline if it fails
+  local name=$1 rc=0; shift
+  printf '\n==== %s ====\n+ %s\n' "$name" "$*"
+  "$@" || rc=$?
+  ((rc == 0)) || die "$rc" "step '$name' failed with exit $rc${reasons[rc]:+ (${reasons[rc]})}"
+}
+
+link_shared() {  # symlink the real STL-10 labelled train split into $1
+  local src f
+  src=$(realpath -e ../shared/data/stl10_binary) || return 4
+  for f in train_X.bin train_y.bin class_names.txt; do
+    [[ -f $src/$f ]] || { echo "missing $src/$f" >&2; return 4; }
+    ln -sfn "$src/$f" "$1/$f"
+  done
+}
+
+echo "pipeline: np=$np data=$data runs=$runs OMP_NUM_THREADS=$OMP_NUM_THREADS BLIS_NUM_THREADS=$BLIS_NUM_THREADS"
+datadir=$runs/data
+mkdir -p "$runs"
+case $data in
+  sample)
+    step "import sample train" "$SIMCLR" import data/sample/train "$datadir" --split train --labels-from-folders
+    step "import sample unlabeled" "$SIMCLR" import data/sample/unlabeled "$datadir" --split unlabeled
+    mapfile -t lines < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' conf/sample.overrides)
+    overrides=()
+    for kv in "${lines[@]}"; do overrides+=(--set "$kv"); done
+    sets=("${overrides[@]}" "${sets[@]}") ;;
+  shared)
+    mkdir -p "$datadir"
+    step "link shared STL-10 train split" link_shared "$datadir"
+    if [[ -e $datadir/unlabeled_X.bin ]]; then
+      printf '\n==== import shared unlabeled ====\nskipped: %s exists\n' "$datadir/unlabeled_X.bin"
+    else
+      step "import shared unlabeled" "$SIMCLR" import ../shared/data/stl10_test_pool "$datadir" --split unlabeled
+    fi ;;
+  *) datadir=$data ;;
+esac
+sets=(--set "data.dir=$datadir" "${sets[@]}")
+
+train() {  # train PHASE [--set ...]: run PHASE into $runs/PHASE
+  step "$1" "${mpirun[@]}" -np "$np" "$SIMCLR" "$1" "conf/$1.cfg" --set "run_dir=$runs/$1" "${@:2}" "${sets[@]}"
+}
+evaluate() {  # evaluate PHASE: evaluate $runs/PHASE/final.h5 into $runs/eval-PHASE
+  step "eval $1" "${mpirun[@]}" -np "$np" "$SIMCLR" eval conf/eval.cfg \
+    --set "checkpoint=$runs/$1/final.h5" --set "run_dir=$runs/eval-$1" "${sets[@]}"
+}
+
+train pretrain
+train linear --set "checkpoint=$runs/pretrain/final.h5"
+train finetune --set "checkpoint=$runs/pretrain/final.h5"
+train baseline
+for phase in linear finetune baseline; do evaluate "$phase"; done
+step "report" "$PYTHON" analysis/compare.py "$runs"

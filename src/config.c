@@ -1,0 +1,317 @@
+/* config.c: libconfig -> typed struct, with a schema of every key. */
+#define _GNU_SOURCE /* open_memstream, strdup */
+#include "config.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+typedef enum { T_INT, T_INT64, T_FLOAT, T_BOOL, T_STR } key_type;
+
+typedef struct {
+    const char *path;
+    key_type type;
+    size_t off, size; /* offset in config; size of the char array for T_STR */
+    double min, max;
+} key_spec;
+
+#define K(path, type, field, lo, hi) {path, type, offsetof(config, field), sizeof(((config *)0)->field), lo, hi}
+#define BIG 1e18
+static const key_spec SCHEMA[] = {
+    K("run_dir", T_STR, run_dir, 0, 0),
+    K("resume", T_STR, resume, 0, 0),
+    K("checkpoint", T_STR, checkpoint, 0, 0),
+    K("seed", T_INT64, seed, 0, BIG),
+    K("data.dir", T_STR, data.dir, 0, 0),
+    K("data.split", T_STR, data.split, 0, 0),
+    K("data.unlabeled_split", T_STR, data.unlabeled_split, 0, 0),
+    K("data.unlabeled_use_train", T_BOOL, data.unlabeled_use_train, 0, 1),
+    K("data.eval_split", T_STR, data.eval_split, 0, 0),
+    K("data.eval_per_class", T_INT, data.eval_per_class, 0, 1e9),
+    K("data.holdout_seed", T_INT64, data.holdout_seed, 0, BIG),
+    K("data.labels_per_class", T_INT, data.labels_per_class, 0, 1e9),
+    K("data.num_classes", T_INT, data.num_classes, 2, 255),
+    K("model.conv_layers", T_INT, model.conv_layers, 1, MODEL_MAX_CONV),
+    K("model.width", T_INT, model.width, 1, 4096),
+    K("model.kernel", T_INT, model.kernel, 1, 11),
+    K("model.embed_dim", T_INT, model.embed_dim, 1, 65536),
+    K("model.proj_dim", T_INT, model.proj_dim, 1, 65536),
+    K("train.epochs", T_INT, train.epochs, 1, 1e6),
+    K("train.batch", T_INT, train.batch, 1, 1e8),
+    K("train.lr", T_FLOAT, train.lr, 1e-12, 10),
+    K("train.beta1", T_FLOAT, train.beta1, 0, 0.999999),
+    K("train.beta2", T_FLOAT, train.beta2, 0, 0.99999999),
+    K("train.eps", T_FLOAT, train.eps, 1e-30, 1),
+    K("train.weight_decay", T_FLOAT, train.weight_decay, 0, 1),
+    K("train.warmup_epochs", T_INT, train.warmup_epochs, 0, 1e6),
+    K("train.schedule", T_STR, train.schedule, 0, 0),
+    K("pretrain.temperature", T_FLOAT, pretrain.temperature, 1e-6, 100),
+    K("pretrain.probe_batch", T_INT, pretrain.probe_batch, 0, 1e8),
+    K("augment.contrastive.min_area", T_FLOAT, aug_contrastive.min_area, 1e-3, 1),
+    K("augment.contrastive.brightness", T_FLOAT, aug_contrastive.brightness, 0, 1),
+    K("augment.contrastive.jitter", T_FLOAT, aug_contrastive.jitter, 0, 1),
+    K("augment.contrastive.flip", T_BOOL, aug_contrastive.flip, 0, 1),
+    K("augment.classification.min_area", T_FLOAT, aug_classification.min_area, 1e-3, 1),
+    K("augment.classification.brightness", T_FLOAT, aug_classification.brightness, 0, 1),
+    K("augment.classification.jitter", T_FLOAT, aug_classification.jitter, 0, 1),
+    K("augment.classification.flip", T_BOOL, aug_classification.flip, 0, 1),
+    K("run.threads", T_INT, run.threads, 0, 1024),
+    K("run.workspace_mb", T_INT, run.workspace_mb, 1, 1 << 20),
+    K("run.log_interval_s", T_FLOAT, run.log_interval_s, 0, 1e9),
+    K("run.checkpoint_every", T_INT, run.checkpoint_every, 1, 1e6),
+    K("run.keep_checkpoints", T_INT, run.keep_checkpoints, 1, 1e6),
+    K("run.hdf5_file_locking", T_BOOL, run.hdf5_file_locking, 0, 1),
+};
+#define NKEYS (sizeof SCHEMA / sizeof SCHEMA[0])
+
+void config_defaults(config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->resume, sizeof c->resume, "auto");
+    c->seed = 42;
+    snprintf(c->data.split, sizeof c->data.split, "train");
+    snprintf(c->data.unlabeled_split, sizeof c->data.unlabeled_split, "unlabeled");
+    c->data.unlabeled_use_train = 1;
+    c->data.eval_per_class = 100;
+    c->data.holdout_seed = 2011;
+    c->data.num_classes = 10;
+    c->model = (model_cfg){.image_size = 96, .conv_layers = 4, .width = 128, .kernel = 3,
+                           .embed_dim = 128, .proj_dim = 128, .num_classes = 10};
+    c->train.epochs = 20;
+    c->train.batch = 512;
+    c->train.lr = 1e-3, c->train.beta1 = 0.9, c->train.beta2 = 0.999, c->train.eps = 1e-7;
+    snprintf(c->train.schedule, sizeof c->train.schedule, "constant");
+    c->pretrain.temperature = 0.1;
+    c->pretrain.probe_batch = 0;
+    c->aug_contrastive = (aug_cfg){0.25f, 0.6f, 0.2f, 1};
+    c->aug_classification = (aug_cfg){0.75f, 0.3f, 0.1f, 1};
+    c->run.workspace_mb = 64;
+    c->run.log_interval_s = 10.0;
+    c->run.checkpoint_every = 1;
+    c->run.keep_checkpoints = 2;
+    c->run.hdf5_file_locking = 1;
+}
+
+static const key_spec *find_key(const char *path)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!strcmp(SCHEMA[i].path, path)) return &SCHEMA[i];
+    return NULL;
+}
+
+static const char *type_name(key_type t)
+{
+    static const char *names[] = {"an integer", "an integer", "a float (write 1.0, not 1)",
+                                  "a boolean (true/false, unquoted)", "a quoted string"};
+    return names[t];
+}
+
+/* Stores a value into the struct field of spec k; aug float fields are float, others double. */
+static void store_float(config *c, const key_spec *k, double v)
+{
+    if (!strncmp(k->path, "augment.", 8)) *(float *)((char *)c + k->off) = (float)v;
+    else *(double *)((char *)c + k->off) = v;
+}
+
+static double load_number(const config *c, const key_spec *k)
+{
+    const char *p = (const char *)c + k->off;
+    switch (k->type) {
+    case T_INT: case T_BOOL: return *(const int *)p;
+    case T_INT64: return (double)*(const int64_t *)p;
+    case T_FLOAT: return strncmp(k->path, "augment.", 8) ? *(const double *)p : *(const float *)p;
+    default: return 0;
+    }
+}
+
+static void set_string(config *c, const key_spec *k, const char *s, const char *where)
+{
+    if (strlen(s) >= k->size) fatal(EXIT_CONFIG, "%s: %s is longer than %zu characters", where, k->path, k->size - 1);
+    memcpy((char *)c + k->off, s, strlen(s) + 1);
+}
+
+static void walk(config *c, const config_setting_t *s, const char *file_fallback)
+{
+    int n = config_setting_length(s);
+    for (int i = 0; i < n; i++) {
+        config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        char path[256], where[PATH_MAX + 32];
+        const char *file = config_setting_source_file(e);
+        snprintf(where, sizeof where, "%s:%d", file ? file : file_fallback, config_setting_source_line(e));
+        /* the full dotted path of e */
+        path[0] = 0;
+        const config_setting_t *chain[16];
+        int depth = 0;
+        for (const config_setting_t *p = e; p && config_setting_name(p) && depth < 16; p = config_setting_parent(p))
+            chain[depth++] = p;
+        for (int d = depth - 1; d >= 0; d--) {
+            strncat(path, config_setting_name(chain[d]), sizeof path - strlen(path) - 1);
+            if (d) strncat(path, ".", sizeof path - strlen(path) - 1);
+        }
+        int type = config_setting_type(e);
+        if (type == CONFIG_TYPE_GROUP) {
+            walk(c, e, file_fallback);
+            continue;
+        }
+        const key_spec *k = find_key(path);
+        if (!k) fatal(EXIT_CONFIG, "%s: unknown key '%s' (see conf/base.cfg for the keys)", where, path);
+        char *field = (char *)c + k->off;
+        int ok = 0;
+        switch (k->type) {
+        case T_INT:
+        case T_INT64:
+            if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
+                long long v = config_setting_get_int64(e);
+                if (k->type == T_INT) {
+                    if (v < k->min || v > k->max) break;
+                    *(int *)field = (int)v;
+                } else *(int64_t *)field = v;
+                ok = 1;
+            }
+            break;
+        case T_FLOAT:
+            if (type == CONFIG_TYPE_FLOAT) store_float(c, k, config_setting_get_float(e)), ok = 1;
+            break;
+        case T_BOOL:
+            if (type == CONFIG_TYPE_BOOL) *(int *)field = config_setting_get_bool(e), ok = 1;
+            break;
+        case T_STR:
+            if (type == CONFIG_TYPE_STRING) set_string(c, k, config_setting_get_string(e), where), ok = 1;
+            break;
+        }
+        if (!ok) fatal(EXIT_CONFIG, "%s: %s must be %s%s", where, path, type_name(k->type),
+                       (k->type == T_INT && (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64)) ? " in range" : "");
+    }
+}
+
+static void apply_set(config *c, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq) fatal(EXIT_USAGE, "--set %s: expected key=value", arg);
+    char key[256];
+    snprintf(key, sizeof key, "%.*s", (int)(eq - arg), arg);
+    const char *val = eq + 1;
+    const key_spec *k = find_key(key);
+    char where[300];
+    snprintf(where, sizeof where, "--set %s", key);
+    if (!k) fatal(EXIT_CONFIG, "%s: unknown key '%s'", where, key);
+    char *end = NULL;
+    errno = 0;
+    switch (k->type) {
+    case T_INT:
+    case T_INT64: {
+        long long v = strtoll(val, &end, 10);
+        if (!*val || *end || errno) fatal(EXIT_CONFIG, "%s=%s: must be an integer", where, val);
+        if (k->type == T_INT) {
+            if (v < k->min || v > k->max) fatal(EXIT_CONFIG, "%s=%s: out of range [%g, %g]", where, val, k->min, k->max);
+            *(int *)((char *)c + k->off) = (int)v;
+        } else *(int64_t *)((char *)c + k->off) = v;
+        break;
+    }
+    case T_FLOAT: {
+        double v = strtod(val, &end);
+        if (!*val || *end || errno || !isfinite(v)) fatal(EXIT_CONFIG, "%s=%s: must be a number", where, val);
+        store_float(c, k, v);
+        break;
+    }
+    case T_BOOL:
+        if (strcmp(val, "true") && strcmp(val, "false")) fatal(EXIT_CONFIG, "%s=%s: must be true or false", where, val);
+        *(int *)((char *)c + k->off) = !strcmp(val, "true");
+        break;
+    case T_STR: set_string(c, k, val, where); break;
+    }
+}
+
+void config_load(config *c, const char *path, const char *phase, char **sets, int nsets)
+{
+    config_defaults(c);
+    snprintf(c->phase, sizeof c->phase, "%s", phase);
+    snprintf(c->config_path, sizeof c->config_path, "%s", path);
+    FILE *probe = fopen(path, "r");
+    if (!probe) fatal(EXIT_CONFIG, "%s: cannot open config: %s", path, strerror(errno));
+    fclose(probe);
+    config_t cf;
+    config_init(&cf);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0, config_set_include_dir(&cf, dir);
+    if (config_read_file(&cf, path) != CONFIG_TRUE) {
+        const char *f = config_error_file(&cf);
+        fatal(EXIT_CONFIG, "%s:%d: %s", f ? f : path, config_error_line(&cf), config_error_text(&cf));
+    }
+    walk(c, config_root_setting(&cf), path);
+    config_destroy(&cf);
+    for (int i = 0; i < nsets; i++) apply_set(c, sets[i]);
+
+    /* ranges of floats, and cross-key rules */
+    for (size_t i = 0; i < NKEYS; i++) {
+        const key_spec *k = &SCHEMA[i];
+        if (k->type == T_STR) continue;
+        double v = load_number(c, k);
+        if (v < k->min || v > k->max)
+            fatal(EXIT_CONFIG, "%s: %s = %g is out of range [%g, %g]", path, k->path, v, k->min, k->max);
+    }
+    if (!c->run_dir[0]) fatal(EXIT_CONFIG, "%s: run_dir is required", path);
+    if (!c->data.dir[0]) fatal(EXIT_CONFIG, "%s: data.dir is required", path);
+    if (strcmp(c->train.schedule, "constant") && strcmp(c->train.schedule, "cosine"))
+        fatal(EXIT_CONFIG, "%s: train.schedule = \"%s\": must be \"constant\" or \"cosine\"", path, c->train.schedule);
+    int needs_ckpt = !strcmp(phase, "linear") || !strcmp(phase, "finetune") || !strcmp(phase, "eval");
+    if (needs_ckpt && !c->checkpoint[0])
+        fatal(EXIT_CONFIG, "%s: phase %s needs 'checkpoint' (the checkpoint to start from)", path, phase);
+    if (!c->data.eval_split[0] && c->data.eval_per_class < 1)
+        fatal(EXIT_CONFIG, "%s: data.eval_per_class must be >= 1 when data.eval_split is \"\"", path);
+    c->model.num_classes = c->data.num_classes;
+}
+
+char *config_to_text(const config *c)
+{
+    config_t cf;
+    config_init(&cf);
+    config_setting_t *root = config_root_setting(&cf);
+    for (size_t i = 0; i < NKEYS; i++) {
+        const key_spec *k = &SCHEMA[i];
+        config_setting_t *parent = root;
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", k->path);
+        char *name = buf, *dot;
+        while ((dot = strchr(name, '.'))) {
+            *dot = 0;
+            config_setting_t *g = config_setting_get_member(parent, name);
+            parent = g ? g : config_setting_add(parent, name, CONFIG_TYPE_GROUP);
+            name = dot + 1;
+        }
+        const char *field = (const char *)c + k->off;
+        static const int ctype[] = {CONFIG_TYPE_INT, CONFIG_TYPE_INT64, CONFIG_TYPE_FLOAT, CONFIG_TYPE_BOOL, CONFIG_TYPE_STRING};
+        config_setting_t *s = config_setting_add(parent, name, ctype[k->type]);
+        switch (k->type) {
+        case T_INT: config_setting_set_int(s, *(const int *)field); break;
+        case T_INT64: config_setting_set_int64(s, *(const int64_t *)field); break;
+        case T_FLOAT: config_setting_set_float(s, load_number(c, k)); break;
+        case T_BOOL: config_setting_set_bool(s, *(const int *)field); break;
+        case T_STR: config_setting_set_string(s, field); break;
+        }
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (!mem) fatal(EXIT_INTERNAL, "open_memstream failed");
+    fprintf(mem, "# simclr-mpi resolved configuration: phase %s, from %s\n", c->phase, c->config_path);
+    config_write(&cf, mem);
+    fclose(mem);
+    config_destroy(&cf);
+    return text;
+}
+
+uint64_t config_hash(const char *text)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) h = (h ^ *p) * 0x100000001b3ULL;
+    return h;
+}

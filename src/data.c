@@ -1,0 +1,315 @@
+/* data.c: STL-10 binary reader (pread), hold-out and sharding, and image-folder import. */
+#define _DEFAULT_SOURCE /* scandir, alphasort, DT_* */
+#include "data.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <stb/stb_image.h>
+#include <stb/stb_image_resize.h>
+
+#include "common.h"
+
+static size_t file_size_or_die(int fd, const char *path)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) fatal(EXIT_DATA, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) fatal(EXIT_DATA, "%s: not a regular file", path);
+    return (size_t)st.st_size;
+}
+
+static int open_or_die(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fatal(EXIT_DATA, "%s: cannot open: %s", path, strerror(errno));
+    return fd;
+}
+
+void stl10_open(stl10_file *f, const char *dir, const char *split, int need_labels,
+                int num_classes)
+{
+    memset(f, 0, sizeof *f);
+    if (snprintf(f->path_x, sizeof f->path_x, "%s/%s_X.bin", dir, split) >= (int)sizeof f->path_x)
+        fatal(EXIT_DATA, "data path too long: %s/%s_X.bin", dir, split);
+    f->fd = open_or_die(f->path_x);
+    size_t bytes = file_size_or_die(f->fd, f->path_x);
+    if (bytes == 0) fatal(EXIT_DATA, "%s: empty file (no images)", f->path_x);
+    if (bytes % STL10_RECORD)
+        fatal(EXIT_DATA, "%s: size %zu bytes is not a multiple of %d (3x96x96 per image): "
+              "truncated or not an STL-10 file", f->path_x, bytes, STL10_RECORD);
+    f->count = bytes / STL10_RECORD;
+    if (!need_labels) return;
+    char path_y[PATH_MAX + 16];
+    snprintf(path_y, sizeof path_y, "%s/%s_y.bin", dir, split);
+    int fy = open_or_die(path_y);
+    size_t ny = file_size_or_die(fy, path_y);
+    if (ny != f->count)
+        fatal(EXIT_DATA, "%s has %zu labels but %s has %zu images", path_y, ny, f->path_x,
+              f->count);
+    uint8_t *raw = xcalloc(ny, 1, "labels");
+    ssize_t got = pread(fy, raw, ny, 0);
+    if (got < 0 || (size_t)got != ny) fatal(EXIT_DATA, "%s: short read", path_y);
+    close(fy);
+    f->label = xcalloc(ny, sizeof(int32_t), "labels");
+    for (size_t i = 0; i < ny; i++) {
+        if (raw[i] < 1 || raw[i] > num_classes)
+            fatal(EXIT_DATA, "%s: record %zu has label %d, expected 1..%d", path_y, i, raw[i],
+                  num_classes);
+        f->label[i] = raw[i] - 1;
+    }
+    free(raw);
+}
+
+void stl10_close(stl10_file *f)
+{
+    if (f->fd > 0) close(f->fd);
+    free(f->label);
+    memset(f, 0, sizeof *f);
+}
+
+void stl10_read(const stl10_file *f, size_t index, uint8_t *img)
+{
+    uint8_t raw[STL10_RECORD];
+    CHECK(index < f->count);
+    off_t off = (off_t)index * STL10_RECORD;
+    size_t done = 0;
+    while (done < STL10_RECORD) {
+        ssize_t got = pread(f->fd, raw + done, STL10_RECORD - done, off + (off_t)done);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0)
+            fatal(EXIT_DATA, "%s: record %zu: short read (%s)", f->path_x, index,
+                  got < 0 ? strerror(errno) : "end of file");
+        done += (size_t)got;
+    }
+    /* each plane is column-major: raw[c][x][y] -> img[c][y][x] */
+    for (int c = 0; c < 3; c++)
+        for (int x = 0; x < STL10_SIZE; x++)
+            for (int y = 0; y < STL10_SIZE; y++)
+                img[(c * STL10_SIZE + y) * STL10_SIZE + x] = raw[(c * STL10_SIZE + x) * STL10_SIZE + y];
+}
+
+void dataset_init(dataset *d, size_t cap)
+{
+    d->n = 0;
+    d->src = xcalloc(cap, sizeof *d->src, "dataset");
+    d->rec = xcalloc(cap, sizeof *d->rec, "dataset");
+    d->label = xcalloc(cap, sizeof *d->label, "dataset");
+}
+
+void dataset_add(dataset *d, const stl10_file *f, size_t rec)
+{
+    CHECK(rec < f->count);
+    d->src[d->n] = f;
+    d->rec[d->n] = (int64_t)rec;
+    d->label[d->n] = f->label ? f->label[rec] : -1;
+    d->n++;
+}
+
+void dataset_free(dataset *d)
+{
+    free(d->src);
+    free(d->rec);
+    free(d->label);
+    memset(d, 0, sizeof *d);
+}
+
+void dataset_read(const dataset *d, size_t i, uint8_t *img)
+{
+    CHECK(i < d->n);
+    stl10_read(d->src[i], (size_t)d->rec[i], img);
+}
+
+int stratified_holdout(const int32_t *labels, size_t n, int num_classes, size_t per_class,
+                       uint64_t key, uint8_t *held)
+{
+    int64_t *perm = xcalloc(n, sizeof *perm, "hold-out permutation");
+    permute(perm, n, key);
+    size_t *taken = xcalloc((size_t)num_classes, sizeof *taken, "hold-out counts");
+    size_t *total = xcalloc((size_t)num_classes, sizeof *total, "hold-out counts");
+    memset(held, 0, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t j = (size_t)perm[i];
+        int c = labels[j];
+        CHECK(c >= 0 && c < num_classes);
+        total[c]++;
+        if (taken[c] < per_class) taken[c]++, held[j] = 1;
+    }
+    int bad = 0;
+    for (int c = 0; c < num_classes && !bad; c++)
+        if (total[c] < per_class + 1) bad = c + 1;
+    free(perm);
+    free(taken);
+    free(total);
+    return bad;
+}
+
+void shard_range(size_t global, int world, int rank, size_t *begin, size_t *count)
+{
+    CHECK(world > 0 && rank >= 0 && rank < world);
+    size_t b = global * (size_t)rank / (size_t)world;
+    size_t e = global * (size_t)(rank + 1) / (size_t)world;
+    *begin = b;
+    *count = e - b;
+}
+
+size_t steps_per_epoch(size_t n, size_t global_batch) { return global_batch ? n / global_batch : 0; }
+
+/* ---- import ---------------------------------------------------------------------- */
+
+#define IMPORT_MAX_PIXELS (1u << 26) /* refuse headers claiming more than 67 Mpixel */
+
+static int is_image_name(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot || name[0] == '.') return 0;
+    const char *ext[] = {".jpg", ".jpeg", ".png", ".bmp", ".tga", ".gif", ".pnm", ".ppm", ".pgm"};
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+        if (!strcasecmp(dot, ext[i])) return 1;
+    return 0;
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Sorted entries of dir that are directories (want_dirs) or image files; caller frees. */
+static int list_dir(const char *dir, int want_dirs, struct dirent ***out)
+{
+    int n = scandir(dir, out, NULL, alphasort);
+    if (n < 0) fatal(EXIT_DATA, "%s: cannot read directory: %s", dir, strerror(errno));
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        struct dirent *e = (*out)[i];
+        char path[PATH_MAX];
+        path_join(path, sizeof path, dir, e->d_name);
+        int keep = e->d_name[0] != '.' && (want_dirs ? is_dir(path) : !is_dir(path) && is_image_name(e->d_name));
+        if (keep) (*out)[k++] = e;
+        else free(e);
+    }
+    return k;
+}
+
+/* Decodes path into an STL-10 record (column-major planes). Returns 0, or -1 with why. */
+static int decode_record(const char *path, uint8_t *rec, const char **why)
+{
+    int w, h, ch;
+    if (!stbi_info(path, &w, &h, &ch)) {
+        *why = stbi_failure_reason();
+        return -1;
+    }
+    if (w <= 0 || h <= 0 || (size_t)w * (size_t)h > IMPORT_MAX_PIXELS) {
+        *why = "image dimensions too large (over 67 megapixels)";
+        return -1;
+    }
+    unsigned char *px = stbi_load(path, &w, &h, &ch, 3);
+    if (!px) {
+        *why = stbi_failure_reason();
+        return -1;
+    }
+    uint8_t *rgb = px, small[STL10_RECORD];
+    if (w != STL10_SIZE || h != STL10_SIZE) {
+        if (!stbir_resize_uint8(px, w, h, 0, small, STL10_SIZE, STL10_SIZE, 0, 3)) {
+            stbi_image_free(px);
+            *why = "resize failed";
+            return -1;
+        }
+        rgb = small;
+    }
+    for (int c = 0; c < 3; c++)
+        for (int x = 0; x < STL10_SIZE; x++)
+            for (int y = 0; y < STL10_SIZE; y++)
+                rec[(c * STL10_SIZE + x) * STL10_SIZE + y] = rgb[(y * STL10_SIZE + x) * 3 + c];
+    stbi_image_free(px);
+    return 0;
+}
+
+static FILE *open_tmp(const char *path, char *tmp, size_t tmpsz)
+{
+    snprintf(tmp, tmpsz, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) fatal(EXIT_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    return f;
+}
+
+static void commit_tmp(FILE *f, const char *tmp, const char *path)
+{
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0) {
+        int e = errno;
+        unlink(tmp);
+        fatal(EXIT_IO, "%s: write failed: %s", tmp, strerror(e));
+    }
+    if (rename(tmp, path) != 0) fatal(EXIT_IO, "%s: rename failed: %s", path, strerror(errno));
+}
+
+size_t data_import(const char *src_dir, const char *out_dir, const char *split,
+                   int labels_from_folders, int skip_bad)
+{
+    if (!is_dir(src_dir)) fatal(EXIT_DATA, "%s: not a directory", src_dir);
+    mkdir_p(out_dir);
+    char px[PATH_MAX + 64], py[PATH_MAX + 64], tx[PATH_MAX + 80], ty[PATH_MAX + 80];
+    snprintf(px, sizeof px, "%s/%s_X.bin", out_dir, split);
+    snprintf(py, sizeof py, "%s/%s_y.bin", out_dir, split);
+    FILE *fx = open_tmp(px, tx, sizeof tx), *fy = labels_from_folders ? open_tmp(py, ty, sizeof ty) : NULL;
+
+    struct dirent **classes = NULL;
+    int nclass = 1;
+    if (labels_from_folders) {
+        nclass = list_dir(src_dir, 1, &classes);
+        if (nclass == 0) fatal(EXIT_DATA, "%s: no class subfolders (--labels-from-folders)", src_dir);
+        if (nclass > DATA_MAX_CLASSES) fatal(EXIT_DATA, "%s: %d class folders, at most %d", src_dir, nclass, DATA_MAX_CLASSES);
+    }
+    size_t written = 0, bad = 0;
+    uint8_t rec[STL10_RECORD];
+    for (int c = 0; c < nclass; c++) {
+        char dir[PATH_MAX];
+        path_join(dir, sizeof dir, src_dir, labels_from_folders ? classes[c]->d_name : ".");
+        struct dirent **files = NULL;
+        int nf = list_dir(dir, 0, &files);
+        if (nf == 0) fatal(EXIT_DATA, "%s: no image files (.jpg .png ...)", dir);
+        for (int i = 0; i < nf; i++) {
+            char path[PATH_MAX];
+            path_join(path, sizeof path, dir, files[i]->d_name);
+            const char *why = "";
+            if (decode_record(path, rec, &why) != 0) {
+                fprintf(stderr, "simclr: import: %s: cannot decode: %s\n", path, why);
+                bad++;
+            } else {
+                uint8_t label = (uint8_t)(c + 1);
+                if (fwrite(rec, 1, sizeof rec, fx) != sizeof rec || (fy && fwrite(&label, 1, 1, fy) != 1))
+                    fatal(EXIT_IO, "%s: write failed: %s", tx, strerror(errno));
+                written++;
+            }
+            free(files[i]);
+        }
+        free(files);
+    }
+    if (bad && !skip_bad) {
+        fclose(fx), unlink(tx);
+        if (fy) fclose(fy), unlink(ty);
+        fatal(EXIT_DATA, "%s: %zu undecodable image file(s), listed above (--skip-bad to skip them)",
+              src_dir, bad);
+    }
+    if (written == 0) fatal(EXIT_DATA, "%s: no image could be decoded", src_dir);
+    commit_tmp(fx, tx, px);
+    if (fy) {
+        commit_tmp(fy, ty, py);
+        char pn[PATH_MAX + 64], tn[PATH_MAX + 80];
+        snprintf(pn, sizeof pn, "%s/class_names.txt", out_dir);
+        FILE *fn = open_tmp(pn, tn, sizeof tn);
+        for (int c = 0; c < nclass; c++) fprintf(fn, "%s\n", classes[c]->d_name);
+        commit_tmp(fn, tn, pn);
+    }
+    for (int c = 0; labels_from_folders && c < nclass; c++) free(classes[c]);
+    free(classes);
+    printf("import: %s -> %s: %zu images%s, %zu skipped\n", src_dir, px,
+           written, labels_from_folders ? " (labeled)" : "", bad);
+    return written;
+}

@@ -1,0 +1,115 @@
+/* dist.c: MPI (Open MPI 4.1) wrappers: init, abort hook, chunked collectives. */
+#include "dist.h"
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdlib.h>
+
+#include "common.h"
+
+#ifndef DIST_CHUNK
+#define DIST_CHUNK ((size_t)INT_MAX)
+#endif
+
+static int g_rank, g_world, g_local;
+static double g_comm;
+static int *g_ic, *g_disp; /* per-rank counts / displacements, allocated once */
+
+static void abort_hook(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+
+void dist_init(int *argc, char ***argv)
+{
+    int provided;
+    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_world);
+    set_abort_hook(abort_hook);
+    if (g_world > 1) log_set_rank(g_rank);
+    if (provided < MPI_THREAD_FUNNELED) fatal(EXIT_INTERNAL, "MPI does not provide MPI_THREAD_FUNNELED");
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &g_local);
+    MPI_Comm_free(&node);
+    g_ic = xcalloc((size_t)g_world, sizeof(int), "MPI counts");
+    g_disp = xcalloc((size_t)g_world, sizeof(int), "MPI displacements");
+}
+
+void dist_finalize(void)
+{
+    free(g_ic);
+    free(g_disp);
+    MPI_Finalize();
+}
+int dist_rank(void) { return g_rank; }
+int dist_world(void) { return g_world; }
+int dist_local_size(void) { return g_local; }
+size_t dist_chunk_limit(void) { return DIST_CHUNK; }
+
+double dist_comm_seconds(void)
+{
+    double t = g_comm;
+    g_comm = 0.0;
+    return t;
+}
+
+static void allreduce(void *buf, size_t n, MPI_Datatype type, size_t elem, MPI_Op op)
+{
+    double t0 = MPI_Wtime();
+    for (size_t done = 0; done < n; done += DIST_CHUNK) {
+        size_t c = n - done < DIST_CHUNK ? n - done : DIST_CHUNK;
+        MPI_Allreduce(MPI_IN_PLACE, (char *)buf + done * elem, (int)c, type, op, MPI_COMM_WORLD);
+    }
+    g_comm += MPI_Wtime() - t0;
+}
+
+void dist_allreduce_sum_f(float *buf, size_t n) { allreduce(buf, n, MPI_FLOAT, sizeof *buf, MPI_SUM); }
+void dist_allreduce_sum_d(double *buf, size_t n) { allreduce(buf, n, MPI_DOUBLE, sizeof *buf, MPI_SUM); }
+void dist_allreduce_sum_i64(int64_t *buf, size_t n) { allreduce(buf, n, MPI_INT64_T, sizeof *buf, MPI_SUM); }
+
+int dist_all_ok(int ok)
+{
+    int v = ok != 0;
+    allreduce(&v, 1, MPI_INT, sizeof v, MPI_MIN);
+    return v;
+}
+
+void dist_bcast(void *buf, size_t n, int root)
+{
+    double t0 = MPI_Wtime();
+    for (size_t done = 0; done < n; done += DIST_CHUNK) {
+        size_t c = n - done < DIST_CHUNK ? n - done : DIST_CHUNK;
+        MPI_Bcast((char *)buf + done, (int)c, MPI_BYTE, root, MPI_COMM_WORLD);
+    }
+    g_comm += MPI_Wtime() - t0;
+}
+
+/* int counts and displacements for the v-collectives; all must fit in int */
+static void int_counts(const size_t *counts, int *ic, int *disp)
+{
+    size_t off = 0;
+    for (int r = 0; r < g_world; r++) {
+        if (counts[r] > DIST_CHUNK || off > DIST_CHUNK)
+            fatal(EXIT_INTERNAL, "all-gather block of %zu floats exceeds the MPI count limit", counts[r]);
+        ic[r] = (int)counts[r];
+        disp[r] = (int)off;
+        off += counts[r];
+    }
+}
+
+void dist_allgatherv_f(const float *send, float *recv, const size_t *counts)
+{
+    int *ic = g_ic, *disp = g_disp;
+    int_counts(counts, ic, disp);
+    double t0 = MPI_Wtime();
+    MPI_Allgatherv(send, ic[g_rank], MPI_FLOAT, recv, ic, disp, MPI_FLOAT, MPI_COMM_WORLD);
+    g_comm += MPI_Wtime() - t0;
+}
+
+void dist_reduce_scatter_f(const float *send, float *recv, const size_t *counts)
+{
+    int *ic = g_ic, *disp = g_disp;
+    int_counts(counts, ic, disp);
+    double t0 = MPI_Wtime();
+    MPI_Reduce_scatter(send, recv, ic, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    g_comm += MPI_Wtime() - t0;
+}

@@ -1,0 +1,91 @@
+/* main.c: the command line of build/simclr. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+#include "data.h"
+#include "dist.h"
+#include "phases.h"
+
+#define SIMCLR_VERSION "0.1.0"
+
+static const char *USAGE =
+    "simclr " SIMCLR_VERSION ": SimCLR contrastive pretraining and semi-supervised classification on MPI\n"
+    "\n"
+    "usage:\n"
+    "  mpirun -np N build/simclr PHASE CONFIG.cfg [--set key=value ...]\n"
+    "  build/simclr import SRC_DIR OUT_DIR --split NAME [--labels-from-folders] [--skip-bad]\n"
+    "  build/simclr --help | --version\n"
+    "\n"
+    "phases (each its own MPI job):\n"
+    "  pretrain   SimCLR: two augmented views, projection head, NT-Xent over the all-gathered global batch\n"
+    "  linear     linear probe: classifier on the frozen encoder of `checkpoint`\n"
+    "  finetune   encoder of `checkpoint` + classifier, all trained\n"
+    "  baseline   the same network from scratch, labeled images only\n"
+    "  eval       top-1, per-class accuracy and confusion matrix of classifier `checkpoint` -> RUN_DIR/eval.json\n"
+    "\n"
+    "import: converts a folder of images (JPEG/PNG/...; one subfolder per class with --labels-from-folders)\n"
+    "  to the STL-10 binary layout OUT_DIR/NAME_X.bin (+ NAME_y.bin, class_names.txt); images are resized\n"
+    "  to 96x96 RGB. Undecodable files are listed and fail the import unless --skip-bad.\n"
+    "\n"
+    "common keys (config file or --set): run_dir, data.dir, data.split, seed, checkpoint, resume (auto|none|PATH),\n"
+    "  train.epochs, train.batch (global), train.lr, run.threads; all keys: conf/base.cfg\n"
+    "\n"
+    "exit codes: 0 ok, 2 usage, 3 config, 4 data, 5 I/O, 6 checkpoint, 7 diverged (non-finite loss),\n"
+    "  70 internal error, 75 stopped by SIGTERM/SIGUSR1 after a checkpoint (resume=auto continues)\n";
+
+static int is_phase_name(const char *s)
+{
+    const char *phases[] = {"pretrain", "linear", "finetune", "baseline", "eval"};
+    for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++)
+        if (!strcmp(s, phases[i])) return 1;
+    return 0;
+}
+
+static int usage_error(const char *msg, const char *arg)
+{
+    fprintf(stderr, "simclr: error: %s%s%s\n(see build/simclr --help)\n", msg, arg ? ": " : "", arg ? arg : "");
+    return EXIT_USAGE;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    const char *src = NULL, *out = NULL, *split = NULL;
+    int labeled = 0, skip = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--split") && i + 1 < argc) split = argv[++i];
+        else if (!strcmp(argv[i], "--labels-from-folders")) labeled = 1;
+        else if (!strcmp(argv[i], "--skip-bad")) skip = 1;
+        else if (argv[i][0] == '-') return usage_error("unknown import option", argv[i]);
+        else if (!src) src = argv[i];
+        else if (!out) out = argv[i];
+        else return usage_error("extra argument", argv[i]);
+    }
+    if (!src || !out || !split) return usage_error("import needs SRC_DIR OUT_DIR --split NAME", NULL);
+    if (!split[0] || strchr(split, '/')) return usage_error("--split must be a plain name", split);
+    data_import(src, out, split, labeled, skip);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (!strcmp(argv[1], "--version")) return puts("simclr " SIMCLR_VERSION), 0;
+    if (!strcmp(argv[1], "import")) return cmd_import(argc, argv);
+    if (!is_phase_name(argv[1])) return usage_error("unknown phase (pretrain, linear, finetune, baseline, eval, import)", argv[1]);
+    if (argc < 3 || argv[2][0] == '-') return usage_error("missing CONFIG.cfg after the phase", argv[1]);
+    char *sets[256];
+    int nsets = 0;
+    for (int i = 3; i < argc; i++) {
+        if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 256) sets[nsets++] = argv[++i];
+        else if (!strncmp(argv[i], "--set=", 6) && nsets < 256) sets[nsets++] = argv[i] + 6;
+        else return usage_error("unexpected argument", argv[i]);
+    }
+    dist_init(&argc, &argv);
+    int rc = run_phase(argv[1], argv[2], sets, nsets);
+    dist_finalize();
+    return rc;
+}

@@ -1,0 +1,673 @@
+/* phases.c: pretrain / linear / finetune / baseline / eval as MPI jobs. */
+#define _GNU_SOURCE
+#include "phases.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "augment.h"
+#include "checkpoint.h"
+#include "common.h"
+#include "config.h"
+#include "data.h"
+#include "dist.h"
+#include "gemm.h"
+#include "loss.h"
+#include "model.h"
+#include "optim.h"
+
+/* ---- run context ------------------------------------------------------------------ */
+
+typedef struct {
+    config cfg;
+    char *cfg_text;
+    int rank, world;
+    stl10_file labeled_file, unlabeled_file, eval_file;
+    dataset train;     /* labeled images for training (label budget applied) */
+    dataset eval;      /* evaluation images (hold-out slice or eval_split) */
+    dataset unlabeled; /* pretraining images */
+    char eval_desc[256];
+    model m;
+    FILE *metrics; /* rank 0 only */
+    uint8_t *img;  /* one decoded image */
+    int64_t step;  /* optimizer steps done */
+    int start_epoch;
+    int64_t skip_steps; /* steps of start_epoch already done (mid-epoch resume) */
+} run_ctx;
+
+static volatile sig_atomic_t g_stop_signal;
+
+static void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+/* All ranks agreed (a collective result) on a fatal condition: rank 0 reports it once, all
+ * ranks leave with the same code. */
+static void die_agreed(const run_ctx *r, int code, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 3, 4)));
+static void die_agreed(const run_ctx *r, int code, const char *fmt, ...)
+{
+    if (r->rank == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "simclr: error: ");
+        vfprintf(stderr, fmt, ap);
+        fprintf(stderr, "\n");
+        fflush(stderr);
+        va_end(ap);
+    }
+    dist_finalize();
+    exit(code);
+}
+
+static FILE *open_in_run(const run_ctx *r, const char *name, const char *mode)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", r->cfg.run_dir, name);
+    FILE *f = fopen(path, mode);
+    if (!f) fatal(EXIT_IO, "%s: cannot write: %s", path, strerror(errno));
+    return f;
+}
+
+static void write_text(const run_ctx *r, const char *name, const char *text)
+{
+    FILE *f = open_in_run(r, name, "w");
+    if (fputs(text, f) < 0 || fclose(f) != 0) fatal(EXIT_IO, "%s/%s: write failed", r->cfg.run_dir, name);
+}
+
+static int is_phase(const run_ctx *r, const char *p) { return !strcmp(r->cfg.phase, p); }
+
+/* ---- data ------------------------------------------------------------------------- */
+
+/* Label budget: the first labels_per_class images of each class in a permutation keyed by
+ * (seed, "labels") of the candidates (held[i] == 0); all candidates when 0. */
+static void build_train_set(run_ctx *r, const uint8_t *held)
+{
+    const stl10_file *f = &r->labeled_file;
+    const int C = r->cfg.data.num_classes;
+    int64_t *perm = xcalloc(f->count, sizeof *perm, "label budget");
+    permute(perm, f->count, rng_key((uint64_t)r->cfg.seed, 0x6c6162656c73ULL, 0, 0));
+    size_t *have = xcalloc((size_t)C, sizeof *have, "label budget");
+    size_t want = r->cfg.data.labels_per_class > 0 ? (size_t)r->cfg.data.labels_per_class : SIZE_MAX;
+    uint8_t *take = xcalloc(f->count, 1, "label budget");
+    for (size_t i = 0; i < f->count; i++) {
+        size_t j = (size_t)perm[i];
+        if (held && held[j]) continue;
+        if (have[f->label[j]] < want) have[f->label[j]]++, take[j] = 1;
+    }
+    for (int c = 0; c < C && want != SIZE_MAX; c++)
+        if (have[c] < want)
+            fatal(EXIT_CONFIG, "data.labels_per_class = %zu but class %d has only %zu training images "
+                  "in %s (after the evaluation hold-out)", want, c + 1, have[c], f->path_x);
+    dataset_init(&r->train, f->count);
+    for (size_t i = 0; i < f->count; i++)
+        if (take[i]) dataset_add(&r->train, f, i); /* file order: independent of the permutation */
+    if (r->rank == 0 && !is_phase(r, "eval")) {
+        FILE *out = open_in_run(r, "labeled_indices.txt", "w");
+        fprintf(out, "# records of %s used as labeled training images (0-based), %zu images\n",
+                f->path_x, r->train.n);
+        for (size_t i = 0; i < r->train.n; i++) fprintf(out, "%lld\n", (long long)r->train.rec[i]);
+        if (fclose(out) != 0) fatal(EXIT_IO, "%s/labeled_indices.txt: write failed", r->cfg.run_dir);
+    }
+    free(perm);
+    free(have);
+    free(take);
+}
+
+static void open_data(run_ctx *r)
+{
+    const config *c = &r->cfg;
+    stl10_open(&r->labeled_file, c->data.dir, c->data.split, 1, c->data.num_classes);
+    uint8_t *held = NULL;
+    if (c->data.eval_split[0]) {
+        stl10_open(&r->eval_file, c->data.dir, c->data.eval_split, 1, c->data.num_classes);
+        dataset_init(&r->eval, r->eval_file.count);
+        for (size_t i = 0; i < r->eval_file.count; i++) dataset_add(&r->eval, &r->eval_file, i);
+        snprintf(r->eval_desc, sizeof r->eval_desc, "all %zu images of split '%s'", r->eval.n, c->data.eval_split);
+    } else {
+        const stl10_file *f = &r->labeled_file;
+        held = xcalloc(f->count, 1, "hold-out");
+        int bad = stratified_holdout(f->label, f->count, c->data.num_classes, (size_t)c->data.eval_per_class,
+                                     rng_key((uint64_t)c->data.holdout_seed, 0x686f6c64ULL, 0, 0), held);
+        if (bad)
+            fatal(EXIT_CONFIG, "data.eval_per_class = %d: class %d of %s has too few images to hold "
+                  "out that many and still train", c->data.eval_per_class, bad, f->path_x);
+        dataset_init(&r->eval, f->count);
+        for (size_t i = 0; i < f->count; i++)
+            if (held[i]) dataset_add(&r->eval, f, i);
+        snprintf(r->eval_desc, sizeof r->eval_desc,
+                 "stratified hold-out of %d per class (%zu images) from split '%s', holdout_seed %lld; "
+                 "never used for training or pretraining", c->data.eval_per_class, r->eval.n, c->data.split,
+                 (long long)c->data.holdout_seed);
+    }
+    build_train_set(r, held);
+    if (is_phase(r, "pretrain")) {
+        int use_extra = c->data.unlabeled_split[0] != 0;
+        if (use_extra) stl10_open(&r->unlabeled_file, c->data.dir, c->data.unlabeled_split, 0, c->data.num_classes);
+        size_t cap = (use_extra ? r->unlabeled_file.count : 0) + r->labeled_file.count;
+        dataset_init(&r->unlabeled, cap);
+        for (size_t i = 0; use_extra && i < r->unlabeled_file.count; i++) dataset_add(&r->unlabeled, &r->unlabeled_file, i);
+        for (size_t i = 0; c->data.unlabeled_use_train && i < r->labeled_file.count; i++)
+            if (!held || !held[i]) dataset_add(&r->unlabeled, &r->labeled_file, i);
+        if (r->unlabeled.n == 0)
+            fatal(EXIT_CONFIG, "%s: no pretraining images: set data.unlabeled_split or data.unlabeled_use_train", c->config_path);
+    }
+    free(held);
+}
+
+/* Reads dataset entries idx[0..n) and writes their views into act[0] (3, nbatch, S, S) at
+ * batch positions b0.. (view 0 at b0+j). aug NULL: no augmentation. */
+static void load_views(run_ctx *r, const dataset *d, const int64_t *idx, size_t n, size_t nbatch,
+                       size_t b0, const aug_cfg *aug, uint64_t epoch, int views)
+{
+    const size_t hw = (size_t)STL10_SIZE * STL10_SIZE;
+    for (size_t j = 0; j < n; j++) {
+        dataset_read(d, (size_t)idx[j], r->img);
+        for (int v = 0; v < views; v++) {
+            uint64_t key = augment_key((uint64_t)r->cfg.seed, epoch, (uint64_t)idx[j], (uint64_t)v);
+            augment_view(r->img, STL10_SIZE, STL10_SIZE, aug, key, r->m.act[0] + (b0 + (size_t)v * n + j) * hw,
+                         nbatch * hw);
+        }
+    }
+}
+
+/* ---- evaluation ------------------------------------------------------------------- */
+
+/* Top-1 of the classifier on d, sharded over ranks; confusion (C*C, rows = true class)
+ * overwritten with the global counts. Returns top-1 as a fraction. */
+static double evaluate(run_ctx *r, const dataset *d, int64_t *confusion)
+{
+    const int C = r->cfg.data.num_classes;
+    memset(confusion, 0, (size_t)C * C * sizeof *confusion);
+    size_t begin, count;
+    shard_range(d->n, r->world, r->rank, &begin, &count);
+    int64_t idx[1024];
+    const size_t chunk = r->m.max_batch < 1024 ? r->m.max_batch : 1024;
+    for (size_t off = 0; off < count; off += chunk) {
+        size_t nb = count - off < chunk ? count - off : chunk;
+        for (size_t j = 0; j < nb; j++) idx[j] = (int64_t)(begin + off + j);
+        load_views(r, d, idx, nb, nb, 0, NULL, 0, 1);
+        encoder_forward(&r->m, nb);
+        classifier_forward(&r->m, nb);
+        for (size_t j = 0; j < nb; j++) {
+            const float *l = r->m.logits + j * (size_t)C;
+            int arg = 0;
+            for (int k = 1; k < C; k++)
+                if (l[k] > l[arg]) arg = k;
+            confusion[d->label[idx[j]] * C + arg]++;
+        }
+    }
+    dist_allreduce_sum_i64(confusion, (size_t)C * C);
+    int64_t right = 0, total = 0;
+    for (int i = 0; i < C; i++)
+        for (int k = 0; k < C; k++) total += confusion[i * C + k], right += i == k ? confusion[i * C + k] : 0;
+    return total ? (double)right / (double)total : 0.0;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------ */
+
+static void save_checkpoint(run_ctx *r, int64_t epoch, const char *name)
+{
+    if (r->rank == 0) {
+        char path[PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/%s", r->cfg.run_dir, name);
+        ckpt_meta meta = {.epoch = epoch, .step = r->step, .world_size = r->world, .seed = r->cfg.seed,
+                          .config_hash = config_hash(r->cfg_text), .config_text = r->cfg_text};
+        snprintf(meta.phase, sizeof meta.phase, "%s", r->cfg.phase);
+        ckpt_save(path, &r->m, &meta, 1);
+        ckpt_set_latest(r->cfg.run_dir, name);
+        /* keep the newest keep_checkpoints epoch checkpoints */
+        int64_t old = epoch - (int64_t)r->cfg.run.checkpoint_every * r->cfg.run.keep_checkpoints;
+        if (old >= 0 && !strncmp(name, "ckpt-epoch", 10)) {
+            snprintf(path, sizeof path, "%s/ckpt-epoch%04lld.h5", r->cfg.run_dir, (long long)old);
+            unlink(path);
+        }
+    }
+    dist_all_ok(1); /* nobody runs ahead of a checkpoint that may have failed */
+}
+
+/* Loads `path` on rank 0 and broadcasts the groups in mask (with Adam moments when
+ * with_optimizer); returns the metadata (config_text freed). */
+static ckpt_meta load_checkpoint(run_ctx *r, const char *path, unsigned mask, int with_optimizer)
+{
+    ckpt_meta meta = {0};
+    if (r->rank == 0) {
+        ckpt_load(path, &r->m, mask, with_optimizer, &meta);
+        free(meta.config_text);
+        meta.config_text = NULL;
+    }
+    dist_bcast(&meta, sizeof meta, 0);
+    float *bufs[3] = {r->m.params, r->m.adam_m, r->m.adam_v};
+    for (int b = 0; b < (with_optimizer ? 3 : 1); b++)
+        for (int g = 0; g < NGROUPS; g++)
+            if (mask & (1u << g))
+                dist_bcast(bufs[b] + r->m.group_begin[g], (r->m.group_begin[g + 1] - r->m.group_begin[g]) * sizeof(float), 0);
+    return meta;
+}
+
+/* resume = "auto" (LATEST of run_dir, if any), "none", or a path. Returns 1 if resumed. */
+static int try_resume(run_ctx *r, size_t steps_per_epoch)
+{
+    char path[PATH_MAX] = "";
+    const char *res = r->cfg.resume;
+    int found = 0;
+    if (!strcmp(res, "none")) return 0;
+    if (!strcmp(res, "auto")) found = r->rank == 0 ? ckpt_latest(r->cfg.run_dir, path, sizeof path) : 0;
+    else snprintf(path, sizeof path, "%s", res), found = 1;
+    dist_bcast(&found, sizeof found, 0);
+    dist_bcast(path, sizeof path, 0);
+    if (!found) return 0;
+    ckpt_meta meta = load_checkpoint(r, path, (1u << NGROUPS) - 1, 1);
+    if (strcmp(meta.phase, r->cfg.phase))
+        fatal(EXIT_CKPT, "%s: a %s checkpoint cannot resume phase %s (resume = \"%s\")", path, meta.phase,
+              r->cfg.phase, res);
+    r->step = meta.step;
+    r->start_epoch = (int)meta.epoch;
+    r->skip_steps = meta.step - meta.epoch * (int64_t)steps_per_epoch;
+    if (r->skip_steps < 0 || (size_t)r->skip_steps > steps_per_epoch)
+        fatal(EXIT_CKPT, "%s: step %lld does not fit epoch %lld with %zu steps per epoch: the batch "
+              "size or data changed since it was written", path, (long long)meta.step, (long long)meta.epoch, steps_per_epoch);
+    if (r->rank == 0)
+        printf("%s: resumed from %s (epoch %lld, step %lld, written by %lld ranks)\n", r->cfg.phase, path,
+               (long long)meta.epoch, (long long)meta.step, (long long)meta.world_size);
+    return 1;
+}
+
+/* ---- training helpers ------------------------------------------------------------- */
+
+static float lr_at(const config *c, int64_t step, size_t spe)
+{
+    double total = (double)c->train.epochs * (double)spe, warm = (double)c->train.warmup_epochs * (double)spe;
+    double t = (double)step, lr = c->train.lr;
+    if (t < warm) return (float)(lr * (t + 1.0) / warm);
+    if (!strcmp(c->train.schedule, "cosine") && total > warm)
+        return (float)(lr * 0.5 * (1.0 + cos(M_PI * (t - warm) / (total - warm))));
+    return (float)lr;
+}
+
+static void adam_groups(run_ctx *r, int g0, int g1, float lr)
+{
+    const config *c = &r->cfg;
+    adam_cfg a = {(float)c->train.lr, (float)c->train.beta1, (float)c->train.beta2, (float)c->train.eps,
+                  (float)c->train.weight_decay};
+    size_t b = r->m.group_begin[g0], e = r->m.group_begin[g1];
+    adam_update(r->m.params + b, r->m.grads + b, r->m.adam_m + b, r->m.adam_v + b, e - b, &a, lr, r->step);
+}
+
+static void allreduce_grads(run_ctx *r, int g0, int g1)
+{
+    size_t b = r->m.group_begin[g0], e = r->m.group_begin[g1];
+    dist_allreduce_sum_f(r->m.grads + b, e - b);
+}
+
+/* Rank 0's progress line every run.log_interval_s seconds. */
+typedef struct {
+    double t_epoch, t_last;
+} progress;
+
+static void progress_line(const run_ctx *r, progress *p, int epoch, size_t s, size_t spe, double loss,
+                          double acc, size_t images)
+{
+    double t = now_s();
+    if (r->rank != 0 || (t - p->t_last < r->cfg.run.log_interval_s && s + 1 < spe)) return;
+    p->t_last = t;
+    double el = t - p->t_epoch, rate = (double)images / (el > 0 ? el : 1e-9);
+    double left = el / (double)(s + 1) * (double)(spe - s - 1) +
+                  el / (double)(s + 1) * (double)spe * (double)(r->cfg.train.epochs - epoch - 1);
+    printf("%s epoch %d/%d step %zu/%zu loss %.4f acc %.3f | %.1f img/s | %.0f s left\n", r->cfg.phase,
+           epoch + 1, r->cfg.train.epochs, s + 1, spe, loss, acc, rate, left);
+    fflush(stdout);
+}
+
+static void metrics_line(run_ctx *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void metrics_line(run_ctx *r, const char *fmt, ...)
+{
+    if (r->rank != 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(r->metrics, fmt, ap);
+    va_end(ap);
+    if (fflush(r->metrics) != 0) fatal(EXIT_IO, "%s/metrics.jsonl: write failed", r->cfg.run_dir);
+}
+
+/* JSON number or null for non-finite values. */
+static const char *jnum(char *buf, double v)
+{
+    if (isfinite(v)) snprintf(buf, 32, "%.6g", v);
+    else snprintf(buf, 32, "null");
+    return buf;
+}
+
+/* Ranks agree whether a stop signal arrived; if so, checkpoint and return 1. */
+static int stop_requested(run_ctx *r, int epoch)
+{
+    if (dist_all_ok(!g_stop_signal)) return 0;
+    save_checkpoint(r, epoch, "ckpt-stop.h5");
+    if (r->rank == 0)
+        fprintf(stderr, "simclr: stopped by signal at epoch %d, step %lld; checkpoint %s/ckpt-stop.h5 "
+                "written; rerun with resume=auto to continue (exit %d)\n", epoch + 1, (long long)r->step,
+                r->cfg.run_dir, EXIT_REQUEUE);
+    return 1;
+}
+
+static void check_finite(run_ctx *r, double loss, int epoch)
+{
+    if (isfinite(loss)) return;
+    die_agreed(r, EXIT_DIVERGED, "%s: non-finite loss at epoch %d, step %lld (diverged: lower train.lr?); "
+               "the last good checkpoint in %s is intact", r->cfg.phase, epoch + 1, (long long)r->step + 1,
+               r->cfg.run_dir);
+}
+
+/* Global batch `global` of `n` items: this rank's slice of step s of perm. */
+static const int64_t *local_slice(const run_ctx *r, const int64_t *perm, size_t s, size_t global, size_t *count,
+                                  size_t *begin)
+{
+    shard_range(global, r->world, r->rank, begin, count);
+    return perm + s * global + *begin;
+}
+
+/* ---- pretrain ---------------------------------------------------------------------- */
+
+static int pretrain(run_ctx *r)
+{
+    const config *c = &r->cfg;
+    model *m = &r->m;
+    const size_t G = (size_t)c->train.batch, D = (size_t)c->model.proj_dim, N = r->unlabeled.n;
+    const size_t spe = steps_per_epoch(N, G);
+    if (spe == 0)
+        fatal(EXIT_CONFIG, "%s: train.batch = %zu is larger than the %zu pretraining images", c->config_path, G, N);
+    const size_t GP = (size_t)c->pretrain.probe_batch;
+    if (GP > r->train.n) fatal(EXIT_CONFIG, "%s: pretrain.probe_batch = %zu exceeds the %zu labeled images", c->config_path, GP, r->train.n);
+    const size_t probe_spe = GP ? steps_per_epoch(r->train.n, GP) : 0;
+
+    size_t *counts = xcalloc((size_t)r->world, sizeof *counts, "counts");
+    size_t *fcounts = xcalloc((size_t)r->world, sizeof *fcounts, "counts");
+    for (int q = 0; q < r->world; q++) {
+        size_t b;
+        shard_range(G, r->world, q, &b, &counts[q]);
+        fcounts[q] = 2 * counts[q] * D;
+    }
+    size_t lbegin, ln;
+    shard_range(G, r->world, r->rank, &lbegin, &ln);
+    int64_t *partner = xcalloc(2 * G, sizeof *partner, "partners");
+    ntxent_partners(counts, r->world, partner);
+    float *zn = xcalloc(2 * ln * D, sizeof(float), "normalised projections");
+    float *norm = xcalloc(2 * ln, sizeof(float), "projection norms");
+    float *zall = xcalloc(2 * G * D, sizeof(float), "all-gathered projections");
+    float *dzall = xcalloc(2 * G * D, sizeof(float), "gathered projection gradients");
+    float *dzn = xcalloc(2 * ln * D, sizeof(float), "projection gradients");
+    float *sim = xcalloc(2 * ln * 2 * G, sizeof(float), "similarities");
+    int64_t *perm = xcalloc(N, sizeof *perm, "permutation");
+    int64_t *pperm = xcalloc(r->train.n ? r->train.n : 1, sizeof *pperm, "probe permutation");
+    const aug_cfg *aug = &c->aug_contrastive;
+
+    try_resume(r, spe);
+    if (r->rank == 0)
+        printf("pretrain: %zu unlabeled images, global batch %zu (%zu views, %zu per rank on %d ranks), "
+               "%zu steps/epoch, temperature %g%s\n", N, G, 2 * G, 2 * ln, r->world, spe, c->pretrain.temperature,
+               GP ? ", online linear probe on" : "");
+    for (int epoch = r->start_epoch; epoch < c->train.epochs; epoch++) {
+        permute(perm, N, rng_key((uint64_t)c->seed, (uint64_t)epoch, 0x756e6c6162ULL, 0));
+        double sums[4] = {0}; /* loss, contrastive correct, probe loss, probe correct */
+        size_t done = 0, pdone = 0;
+        progress pg = {now_s(), now_s()};
+        size_t s0 = epoch == r->start_epoch ? (size_t)r->skip_steps : 0;
+        for (size_t s = s0; s < spe; s++) {
+            size_t b, n;
+            const int64_t *idx = local_slice(r, perm, s, G, &n, &b);
+            load_views(r, &r->unlabeled, idx, n, 2 * n, 0, aug, (uint64_t)epoch, 2);
+            encoder_forward(m, 2 * n);
+            head_forward(m, 2 * n);
+            l2norm_forward(m->proj, zn, norm, 2 * n, D);
+            dist_allgatherv_f(zn, zall, fcounts);
+            memset(dzall, 0, 2 * G * D * sizeof(float));
+            size_t correct = 0;
+            double loss = ntxent_rows(zall, 2 * G, D, partner, 2 * b, 2 * n, (float)c->pretrain.temperature,
+                                      1.0f / (float)(2 * G), dzall, &correct, sim);
+            dist_reduce_scatter_f(dzall, dzn, fcounts);
+            l2norm_backward(zn, norm, dzn, m->dproj, 2 * n, D);
+            model_zero_grad(m, GROUP_ENCODER, GROUP_CLASSIFIER);
+            head_backward(m, 2 * n);
+            encoder_backward(m, 2 * n);
+            allreduce_grads(r, GROUP_ENCODER, GROUP_CLASSIFIER);
+            double st[2] = {loss, (double)correct};
+            dist_allreduce_sum_d(st, 2);
+            check_finite(r, st[0], epoch);
+            float lr = lr_at(c, r->step, spe);
+            r->step++;
+            adam_groups(r, GROUP_ENCODER, GROUP_CLASSIFIER, lr);
+            sums[0] += st[0] / (double)(2 * G), sums[1] += st[1];
+            done++;
+            if (GP) { /* online linear probe on labeled images, encoder frozen (keras example) */
+                size_t ps = (size_t)(r->step - 1) % probe_spe, pepoch = (size_t)(r->step - 1) / probe_spe;
+                if (ps == 0 || s == s0)
+                    permute(pperm, r->train.n, rng_key((uint64_t)c->seed, pepoch, 0x70726f6265ULL, 0));
+                size_t pb, pn;
+                const int64_t *pidx = local_slice(r, pperm, ps, GP, &pn, &pb);
+                load_views(r, &r->train, pidx, pn, pn, 0, &c->aug_classification, pepoch + (1ull << 32), 1);
+                encoder_forward(m, pn);
+                classifier_forward(m, pn);
+                int32_t lab[1024];
+                CHECK(pn <= 1024);
+                for (size_t j = 0; j < pn; j++) lab[j] = r->train.label[pidx[j]];
+                size_t pc = 0;
+                double pl = softmax_xent(m->logits, lab, pn, (size_t)c->data.num_classes, 1.0f / (float)GP, m->dlogits, &pc);
+                model_zero_grad(m, GROUP_CLASSIFIER, NGROUPS);
+                classifier_backward(m, pn, 0);
+                allreduce_grads(r, GROUP_CLASSIFIER, NGROUPS);
+                double ps2[2] = {pl, (double)pc};
+                dist_allreduce_sum_d(ps2, 2);
+                adam_groups(r, GROUP_CLASSIFIER, NGROUPS, lr);
+                sums[2] += ps2[0] / (double)GP, sums[3] += ps2[1];
+                pdone++;
+            }
+            progress_line(r, &pg, epoch, s, spe, sums[0] / (double)done, sums[1] / (double)(2 * G * done), G * done);
+            if (stop_requested(r, epoch)) return EXIT_REQUEUE;
+        }
+        double secs = now_s() - pg.t_epoch;
+        char a[32], b2[32], c2[32], d2[32];
+        metrics_line(r, "{\"phase\":\"pretrain\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"contrastive_acc\":%s%s%s%s%s,"
+                     "\"images_per_s\":%.2f,\"seconds\":%.3f,\"world_size\":%d}\n", epoch + 1, (long long)r->step,
+                     jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(2 * G * done) : NAN),
+                     GP ? ",\"probe_loss\":" : "", GP ? jnum(c2, pdone ? sums[2] / (double)pdone : NAN) : "",
+                     GP ? ",\"probe_acc\":" : "", GP ? jnum(d2, pdone ? sums[3] / (double)(GP * pdone) : NAN) : "",
+                     (double)(G * done) / secs, secs, r->world);
+        if (r->rank == 0)
+            printf("pretrain epoch %d/%d: loss %.4f contrastive acc %.3f%s | %.1f img/s, %.1f s\n", epoch + 1,
+                   c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(2 * G * done) : 0.0,
+                   GP ? " (probe on)" : "", (double)(G * done) / secs, secs);
+        if ((epoch + 1) % c->run.checkpoint_every == 0 || epoch + 1 == c->train.epochs) {
+            char name[64];
+            snprintf(name, sizeof name, "ckpt-epoch%04d.h5", epoch + 1);
+            save_checkpoint(r, epoch + 1, name);
+        }
+    }
+    save_checkpoint(r, c->train.epochs, "final.h5");
+    free(counts), free(fcounts), free(partner), free(zn), free(norm), free(zall), free(dzall), free(dzn), free(sim),
+        free(perm), free(pperm);
+    return 0;
+}
+
+/* ---- linear / finetune / baseline ------------------------------------------------- */
+
+static int classify(run_ctx *r)
+{
+    const config *c = &r->cfg;
+    model *m = &r->m;
+    const int train_encoder = !is_phase(r, "linear");
+    const size_t G = (size_t)c->train.batch, N = r->train.n, C = (size_t)c->data.num_classes;
+    const size_t spe = steps_per_epoch(N, G);
+    if (spe == 0) fatal(EXIT_CONFIG, "%s: train.batch = %zu is larger than the %zu labeled training images", c->config_path, G, N);
+    const int g0 = train_encoder ? GROUP_ENCODER : GROUP_CLASSIFIER;
+    if (!try_resume(r, spe) && !is_phase(r, "baseline")) {
+        ckpt_meta meta = load_checkpoint(r, c->checkpoint, 1u << GROUP_ENCODER, 0);
+        if (r->rank == 0) printf("%s: encoder from %s (%s, epoch %lld)\n", c->phase, c->checkpoint, meta.phase, (long long)meta.epoch);
+    }
+    int64_t *perm = xcalloc(N, sizeof *perm, "permutation");
+    int64_t *confusion = xcalloc(C * C, sizeof *confusion, "confusion");
+    int32_t *lab = xcalloc(m->max_batch, sizeof *lab, "labels");
+    if (r->rank == 0)
+        printf("%s: %zu labeled images, global batch %zu on %d ranks, %zu steps/epoch, %s; eval: %s\n", c->phase, N, G,
+               r->world, spe, train_encoder ? "encoder trained" : "encoder frozen", r->eval_desc);
+    for (int epoch = r->start_epoch; epoch < c->train.epochs; epoch++) {
+        permute(perm, N, rng_key((uint64_t)c->seed, (uint64_t)epoch, 0x6c61626c6564ULL, 0));
+        double sums[2] = {0};
+        size_t done = 0;
+        progress pg = {now_s(), now_s()};
+        size_t s0 = epoch == r->start_epoch ? (size_t)r->skip_steps : 0;
+        for (size_t s = s0; s < spe; s++) {
+            size_t b, n;
+            const int64_t *idx = local_slice(r, perm, s, G, &n, &b);
+            load_views(r, &r->train, idx, n, n, 0, &c->aug_classification, (uint64_t)epoch, 1);
+            for (size_t j = 0; j < n; j++) lab[j] = r->train.label[idx[j]];
+            encoder_forward(m, n);
+            classifier_forward(m, n);
+            size_t correct = 0;
+            double loss = softmax_xent(m->logits, lab, n, C, 1.0f / (float)G, m->dlogits, &correct);
+            model_zero_grad(m, g0, NGROUPS);
+            classifier_backward(m, n, train_encoder);
+            if (train_encoder) encoder_backward(m, n);
+            allreduce_grads(r, g0, NGROUPS);
+            double st[2] = {loss, (double)correct};
+            dist_allreduce_sum_d(st, 2);
+            check_finite(r, st[0], epoch);
+            float lr = lr_at(c, r->step, spe);
+            r->step++;
+            adam_groups(r, g0, NGROUPS, lr);
+            sums[0] += st[0] / (double)G, sums[1] += st[1];
+            done++;
+            progress_line(r, &pg, epoch, s, spe, sums[0] / (double)done, sums[1] / (double)(G * done), G * done);
+            if (stop_requested(r, epoch)) return EXIT_REQUEUE;
+        }
+        double secs = now_s() - pg.t_epoch;
+        double top1 = evaluate(r, &r->eval, confusion);
+        char a[32], b2[32];
+        metrics_line(r, "{\"phase\":\"%s\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"train_acc\":%s,\"eval_top1\":%.6f,"
+                     "\"images_per_s\":%.2f,\"seconds\":%.3f,\"world_size\":%d}\n", c->phase, epoch + 1, (long long)r->step,
+                     jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(G * done) : NAN), top1,
+                     (double)(G * done) / secs, secs, r->world);
+        if (r->rank == 0)
+            printf("%s epoch %d/%d: loss %.4f train acc %.3f eval top-1 %.2f%% | %.1f img/s, %.1f s\n", c->phase, epoch + 1,
+                   c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(G * done) : 0.0,
+                   100.0 * top1, (double)(G * done) / secs, secs);
+        if ((epoch + 1) % c->run.checkpoint_every == 0 || epoch + 1 == c->train.epochs) {
+            char name[64];
+            snprintf(name, sizeof name, "ckpt-epoch%04d.h5", epoch + 1);
+            save_checkpoint(r, epoch + 1, name);
+        }
+    }
+    save_checkpoint(r, c->train.epochs, "final.h5");
+    free(perm), free(confusion), free(lab);
+    return 0;
+}
+
+/* ---- eval ------------------------------------------------------------------------- */
+
+static int eval_phase(run_ctx *r)
+{
+    const config *c = &r->cfg;
+    const int C = c->data.num_classes;
+    ckpt_meta meta = load_checkpoint(r, c->checkpoint, (1u << NGROUPS) - 1, 0);
+    if (!strcmp(meta.phase, "pretrain"))
+        fatal(EXIT_CKPT, "%s: a pretrain checkpoint has no trained classifier: evaluate the output of "
+              "linear, finetune or baseline", c->checkpoint);
+    int64_t *conf = xcalloc((size_t)C * C, sizeof *conf, "confusion");
+    double top1 = evaluate(r, &r->eval, conf);
+    if (r->rank == 0) {
+        char names[DATA_MAX_CLASSES][64];
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/class_names.txt", c->data.dir);
+        FILE *fn = fopen(path, "r");
+        for (int k = 0; k < C; k++) {
+            snprintf(names[k], sizeof names[k], "class %d", k + 1);
+            if (fn && fgets(names[k], sizeof names[k], fn)) names[k][strcspn(names[k], "\r\n\"\\")] = 0;
+        }
+        if (fn) fclose(fn);
+        FILE *f = open_in_run(r, "eval.json", "w");
+        fprintf(f, "{\"phase\":\"eval\",\"trained_phase\":\"%s\",\"checkpoint\":\"%s\",\"top1\":%.6f,\"n\":%zu,\n \"per_class\":[",
+                meta.phase, c->checkpoint, top1, r->eval.n);
+        for (int i = 0; i < C; i++) {
+            int64_t row = 0;
+            for (int k = 0; k < C; k++) row += conf[i * C + k];
+            fprintf(f, "%s%.6f", i ? "," : "", row ? (double)conf[i * C + i] / (double)row : 0.0);
+        }
+        fprintf(f, "],\n \"confusion\":[");
+        for (int i = 0; i < C; i++) {
+            fprintf(f, "%s[", i ? "," : "");
+            for (int k = 0; k < C; k++) fprintf(f, "%s%lld", k ? "," : "", (long long)conf[i * C + k]);
+            fprintf(f, "]");
+        }
+        fprintf(f, "],\n \"class_names\":[");
+        for (int k = 0; k < C; k++) fprintf(f, "%s\"%s\"", k ? "," : "", names[k]);
+        fprintf(f, "],\n \"data_dir\":\"%s\",\"split\":\"%s\",\"eval_set\":\"%s\",\"world_size\":%d}\n", c->data.dir,
+                c->data.eval_split[0] ? c->data.eval_split : c->data.split, r->eval_desc, r->world);
+        if (fclose(f) != 0) fatal(EXIT_IO, "%s/eval.json: write failed", c->run_dir);
+        printf("eval: %s checkpoint %s: top-1 %.2f%% on %zu images (%s)\n", meta.phase, c->checkpoint, 100.0 * top1,
+               r->eval.n, r->eval_desc);
+    }
+    free(conf);
+    return 0;
+}
+
+/* ---- entry ------------------------------------------------------------------------ */
+
+static void setup_threads(const run_ctx *r)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int local = dist_local_size();
+    int t = r->cfg.run.threads > 0 ? r->cfg.run.threads : (int)(cores / local > 0 ? cores / local : 1);
+    gemm_set_threads(t);
+    if (r->rank == 0 && (long)t * local > cores)
+        warn("%d ranks x %d BLIS threads on this node exceed its %ld cores (run.threads)", local, t, cores);
+}
+
+int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
+{
+    run_ctx r;
+    memset(&r, 0, sizeof r);
+    r.rank = dist_rank();
+    r.world = dist_world();
+    if (r.rank == 0) config_load(&r.cfg, cfg_path, phase, sets, nsets);
+    dist_bcast(&r.cfg, sizeof r.cfg, 0);
+    r.cfg_text = config_to_text(&r.cfg);
+    if (!r.cfg.run.hdf5_file_locking) ckpt_disable_file_locking();
+    setup_threads(&r);
+    if (r.rank == 0) {
+        mkdir_p(r.cfg.run_dir);
+        write_text(&r, "config.resolved.cfg", r.cfg_text);
+        if (!is_phase(&r, "eval")) r.metrics = open_in_run(&r, "metrics.jsonl", "a");
+    }
+    dist_all_ok(1);
+    open_data(&r);
+    size_t G = (size_t)r.cfg.train.batch, world = (size_t)r.world;
+    size_t per_rank = (G + world - 1) / world;
+    size_t max_batch = is_phase(&r, "pretrain") ? 2 * per_rank : per_rank;
+    size_t probe = ((size_t)r.cfg.pretrain.probe_batch + world - 1) / world;
+    if (is_phase(&r, "pretrain") && probe > max_batch) max_batch = probe;
+    if (max_batch < 64) max_batch = 64; /* evaluation chunks */
+    model_init(&r.m, &r.cfg.model, max_batch, (size_t)r.cfg.run.workspace_mb << 18);
+    if (r.rank == 0) model_init_weights(&r.m, -1, (uint64_t)r.cfg.seed);
+    dist_bcast(r.m.params, r.m.nparams * sizeof(float), 0);
+    r.img = xcalloc(STL10_RECORD, 1, "image");
+    if (r.rank == 0)
+        printf("simclr %s: %d ranks x %d BLIS threads, model %zu parameters (encoder %zu), config %s\n", phase, r.world,
+               gemm_threads(), r.m.nparams, r.m.group_begin[GROUP_HEAD], cfg_path);
+    signal(SIGTERM, on_stop_signal);
+    signal(SIGUSR1, on_stop_signal);
+
+    int rc = is_phase(&r, "pretrain") ? pretrain(&r) : is_phase(&r, "eval") ? eval_phase(&r) : classify(&r);
+
+    if (r.metrics) fclose(r.metrics);
+    free(r.img);
+    free(r.cfg_text);
+    model_free(&r.m);
+    dataset_free(&r.train), dataset_free(&r.eval), dataset_free(&r.unlabeled);
+    stl10_close(&r.labeled_file), stl10_close(&r.unlabeled_file), stl10_close(&r.eval_file);
+    return rc;
+}
