@@ -24,7 +24,7 @@ die() { echo "pipeline.sh: $2" >&2; exit "$1"; }
 usage() { sed -n '2,/^set -euo/s/^# \{0,1\}//p' "$0"; exit "$1"; }
 
 np=2 data=sample runs=$root/runs/sample
-sets=()
+sets=() sample_overrides=()
 while (($#)); do
   case $1 in
     -h|--help) usage 0 ;;
@@ -82,10 +82,7 @@ case $data in
   sample)
     step "import sample train" "$SIMCLR" import data/sample/train "$datadir" --split train --labels-from-folders
     step "import sample unlabeled" "$SIMCLR" import data/sample/unlabeled "$datadir" --split unlabeled
-    mapfile -t lines < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' conf/sample.overrides)
-    overrides=()
-    for kv in "${lines[@]}"; do overrides+=(--set "$kv"); done
-    sets=("${overrides[@]}" "${sets[@]}") ;;
+    mapfile -t sample_overrides < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' conf/sample.overrides) ;;
   shared)
     mkdir -p "$datadir"
     step "link shared STL-10 train split" link_shared "$datadir"
@@ -98,12 +95,25 @@ case $data in
 esac
 sets=(--set "data.dir=$datadir" "${sets[@]}")
 
+phase_sets() {  # phase_sets PHASE: the sample overrides (all phases, then PHASE: lines) as --set args
+  local kv
+  phase_args=()
+  for kv in "${sample_overrides[@]}"; do
+    case $kv in
+      *:*) if [[ ${kv%%:*} == "$1" ]]; then phase_args+=(--set "${kv#*:}"); fi ;;
+      *) phase_args+=(--set "$kv") ;;
+    esac
+  done
+}
 train() {  # train PHASE [--set ...]: run PHASE into $runs/PHASE
-  step "$1" "${mpirun[@]}" -np "$np" "$SIMCLR" "$1" "conf/$1.cfg" --set "run_dir=$runs/$1" "${@:2}" "${sets[@]}"
+  phase_sets "$1"
+  step "$1" "${mpirun[@]}" -np "$np" "$SIMCLR" "$1" "conf/$1.cfg" --set "run_dir=$runs/$1" "${@:2}" \
+    "${phase_args[@]}" "${sets[@]}"
 }
 evaluate() {  # evaluate PHASE: evaluate $runs/PHASE/final.h5 into $runs/eval-PHASE
+  phase_sets eval
   step "eval $1" "${mpirun[@]}" -np "$np" "$SIMCLR" eval conf/eval.cfg \
-    --set "checkpoint=$runs/$1/final.h5" --set "run_dir=$runs/eval-$1" "${sets[@]}"
+    --set "checkpoint=$runs/$1/final.h5" --set "run_dir=$runs/eval-$1" "${phase_args[@]}" "${sets[@]}"
 }
 
 train pretrain

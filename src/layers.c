@@ -45,14 +45,40 @@ size_t conv_col_floats(const conv_geom *g, size_t nb)
                 }                                                                         \
             }
 
+/* Without padding every tap is inside the image: the same visit order with no bounds
+ * checks, one input row segment (stride `stride`) per output row. */
+#define IM2COL_NOPAD_LOOP(BODY)                                                           \
+    const size_t hw = (size_t)g->hout * g->wout, ncol = nb * hw, s = (size_t)g->stride;   \
+    const size_t plane = (size_t)g->hin * g->win, wo = (size_t)g->wout;                   \
+    for (int c = 0; c < g->cin; c++)                                                      \
+        for (int kh = 0; kh < g->k; kh++)                                                 \
+            for (int kw = 0; kw < g->k; kw++) {                                           \
+                size_t row = ((size_t)c * g->k + kh) * g->k + kw;                         \
+                for (size_t b = 0; b < nb; b++)                                           \
+                    for (int oh = 0; oh < g->hout; oh++) {                                \
+                        size_t xo = ((size_t)c * n + b0 + b) * plane +                    \
+                                    ((size_t)oh * s + (size_t)kh) * g->win + (size_t)kw;  \
+                        size_t co = row * ncol + b * hw + (size_t)oh * wo;                \
+                        for (size_t ow = 0; ow < wo; ow++) BODY                           \
+                    }                                                                     \
+            }
+
 void im2col(const conv_geom *g, const float *x, size_t n, size_t b0, size_t nb, float *col)
 {
-    IM2COL_LOOP(col[ci] = inside ? x[xi] : 0.0f;)
+    if (g->pad == 0) {
+        IM2COL_NOPAD_LOOP(col[co + ow] = x[xo + ow * s];)
+    } else {
+        IM2COL_LOOP(col[ci] = inside ? x[xi] : 0.0f;)
+    }
 }
 
 void col2im(const conv_geom *g, const float *col, size_t n, size_t b0, size_t nb, float *dx)
 {
-    IM2COL_LOOP(if (inside) dx[xi] += col[ci];)
+    if (g->pad == 0) {
+        IM2COL_NOPAD_LOOP(dx[xo + ow * s] += col[co + ow];)
+    } else {
+        IM2COL_LOOP(if (inside) dx[xi] += col[ci];)
+    }
 }
 
 static size_t chunk_images(const conv_geom *g, size_t n, size_t ws_floats)
