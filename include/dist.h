@@ -37,6 +37,10 @@ void dist_allgatherv_f(const float *send, float *recv, const size_t *counts);
  * every rank) over ranks and leaves block r (counts[r] floats) in recv on rank r. */
 void dist_reduce_scatter_f(const float *send, float *recv, const size_t *counts);
 
+/* Gathers one text line of at most `len` bytes from every rank to rank 0's `all`
+ * (world * len bytes, rank r's line at all + r*len, NUL-terminated; ignored elsewhere). */
+void dist_gather_text(const char *line, char *all, size_t len);
+
 /* Chunk limit used by the chunked calls (elements per MPI call). */
 size_t dist_chunk_limit(void);
 

@@ -3,6 +3,7 @@
 
 #include <limits.h>
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "common.h"
@@ -112,4 +113,12 @@ void dist_reduce_scatter_f(const float *send, float *recv, const size_t *counts)
     double t0 = MPI_Wtime();
     MPI_Reduce_scatter(send, recv, ic, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     g_comm += MPI_Wtime() - t0;
+}
+
+void dist_gather_text(const char *line, char *all, size_t len)
+{
+    CHECK(len <= 4096);
+    char buf[4096] = {0};
+    snprintf(buf, len, "%s", line);
+    MPI_Gather(buf, (int)len, MPI_CHAR, all, (int)len, MPI_CHAR, 0, MPI_COMM_WORLD);
 }

@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "augment.h"
@@ -41,6 +43,7 @@ typedef struct {
     int64_t step;  /* optimizer steps done */
     int start_epoch;
     int64_t skip_steps; /* steps of start_epoch already done (mid-epoch resume) */
+    double t_data;      /* seconds in reading + augmenting images this epoch (this rank) */
 } run_ctx;
 
 static volatile sig_atomic_t g_stop_signal;
@@ -167,6 +170,7 @@ static void load_views(run_ctx *r, const dataset *d, const int64_t *idx, size_t 
                        size_t b0, const aug_cfg *aug, uint64_t epoch, int views)
 {
     const size_t hw = (size_t)STL10_SIZE * STL10_SIZE;
+    const double t0 = now_s();
     for (size_t j = 0; j < n; j++) {
         dataset_read(d, (size_t)idx[j], r->img);
         for (int v = 0; v < views; v++) {
@@ -175,6 +179,7 @@ static void load_views(run_ctx *r, const dataset *d, const int64_t *idx, size_t 
                          nbatch * hw);
         }
     }
+    r->t_data += now_s() - t0;
 }
 
 /* ---- evaluation ------------------------------------------------------------------- */
@@ -336,6 +341,26 @@ static void metrics_line(run_ctx *r, const char *fmt, ...)
     if (fflush(r->metrics) != 0) fatal(EXIT_IO, "%s/metrics.jsonl: write failed", r->cfg.run_dir);
 }
 
+/* Peak resident memory of this process in MiB (getrusage). */
+static double max_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+/* Writes s as a JSON string literal (quotes, backslashes and control characters escaped). */
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
 /* JSON number or null for non-finite values. */
 static const char *jnum(char *buf, double v)
 {
@@ -370,6 +395,18 @@ static const int64_t *local_slice(const run_ctx *r, const int64_t *perm, size_t 
 {
     shard_range(global, r->world, r->rank, begin, count);
     return perm + s * global + *begin;
+}
+
+/* Every rank must run the same number of steps per epoch, or collectives would hang: an
+ * epoch-start check that the counts agree. */
+static void check_steps_agree(const run_ctx *r, size_t n, size_t spe)
+{
+    int64_t mine[2] = {(int64_t)n, (int64_t)spe}, root[2] = {mine[0], mine[1]};
+    dist_bcast(root, sizeof root, 0);
+    if (!dist_all_ok(root[0] == mine[0] && root[1] == mine[1]))
+        fatal(EXIT_INTERNAL, "ranks disagree on the data: rank %d sees %lld images and %lld steps per "
+              "epoch, rank 0 %lld and %lld", r->rank, (long long)mine[0], (long long)mine[1],
+              (long long)root[0], (long long)root[1]);
 }
 
 /* ---- pretrain ---------------------------------------------------------------------- */
@@ -413,10 +450,13 @@ static int pretrain(run_ctx *r)
                "%zu steps/epoch, temperature %g%s\n", N, G, 2 * G, 2 * ln, r->world, spe, c->pretrain.temperature,
                GP ? ", online linear probe on" : "");
     for (int epoch = r->start_epoch; epoch < c->train.epochs; epoch++) {
+        check_steps_agree(r, N, spe);
         permute(perm, N, rng_key((uint64_t)c->seed, (uint64_t)epoch, 0x756e6c6162ULL, 0));
         double sums[4] = {0}; /* loss, contrastive correct, probe loss, probe correct */
         size_t done = 0, pdone = 0;
         progress pg = {now_s(), now_s()};
+        r->t_data = 0.0;
+        dist_comm_seconds();
         size_t s0 = epoch == r->start_epoch ? (size_t)r->skip_steps : 0;
         for (size_t s = s0; s < spe; s++) {
             size_t b, n;
@@ -470,14 +510,14 @@ static int pretrain(run_ctx *r)
             progress_line(r, &pg, epoch, s, spe, sums[0] / (double)done, sums[1] / (double)(2 * G * done), G * done);
             if (stop_requested(r, epoch)) return EXIT_REQUEUE;
         }
-        double secs = now_s() - pg.t_epoch;
+        double secs = now_s() - pg.t_epoch, comm = dist_comm_seconds();
         char a[32], b2[32], c2[32], d2[32];
         metrics_line(r, "{\"phase\":\"pretrain\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"contrastive_acc\":%s%s%s%s%s,"
-                     "\"images_per_s\":%.2f,\"seconds\":%.3f,\"world_size\":%d}\n", epoch + 1, (long long)r->step,
+                     "\"images_per_s\":%.2f,\"seconds\":%.3f,\"data_s\":%.3f,\"comm_s\":%.3f,\"max_rss_mib\":%.1f,\"world_size\":%d}\n", epoch + 1, (long long)r->step,
                      jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(2 * G * done) : NAN),
                      GP ? ",\"probe_loss\":" : "", GP ? jnum(c2, pdone ? sums[2] / (double)pdone : NAN) : "",
                      GP ? ",\"probe_acc\":" : "", GP ? jnum(d2, pdone ? sums[3] / (double)(GP * pdone) : NAN) : "",
-                     (double)(G * done) / secs, secs, r->world);
+                     (double)(G * done) / secs, secs, r->t_data, comm, max_rss_mib(), r->world);
         if (r->rank == 0)
             printf("pretrain epoch %d/%d: loss %.4f contrastive acc %.3f%s | %.1f img/s, %.1f s\n", epoch + 1,
                    c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(2 * G * done) : 0.0,
@@ -516,10 +556,13 @@ static int classify(run_ctx *r)
         printf("%s: %zu labeled images, global batch %zu on %d ranks, %zu steps/epoch, %s; eval: %s\n", c->phase, N, G,
                r->world, spe, train_encoder ? "encoder trained" : "encoder frozen", r->eval_desc);
     for (int epoch = r->start_epoch; epoch < c->train.epochs; epoch++) {
+        check_steps_agree(r, N, spe);
         permute(perm, N, rng_key((uint64_t)c->seed, (uint64_t)epoch, 0x6c61626c6564ULL, 0));
         double sums[2] = {0};
         size_t done = 0;
         progress pg = {now_s(), now_s()};
+        r->t_data = 0.0;
+        dist_comm_seconds();
         size_t s0 = epoch == r->start_epoch ? (size_t)r->skip_steps : 0;
         for (size_t s = s0; s < spe; s++) {
             size_t b, n;
@@ -545,13 +588,13 @@ static int classify(run_ctx *r)
             progress_line(r, &pg, epoch, s, spe, sums[0] / (double)done, sums[1] / (double)(G * done), G * done);
             if (stop_requested(r, epoch)) return EXIT_REQUEUE;
         }
-        double secs = now_s() - pg.t_epoch;
+        double secs = now_s() - pg.t_epoch, comm = dist_comm_seconds();
         double top1 = evaluate(r, &r->eval, confusion);
         char a[32], b2[32];
         metrics_line(r, "{\"phase\":\"%s\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"train_acc\":%s,\"eval_top1\":%.6f,"
-                     "\"images_per_s\":%.2f,\"seconds\":%.3f,\"world_size\":%d}\n", c->phase, epoch + 1, (long long)r->step,
+                     "\"images_per_s\":%.2f,\"seconds\":%.3f,\"data_s\":%.3f,\"comm_s\":%.3f,\"max_rss_mib\":%.1f,\"world_size\":%d}\n", c->phase, epoch + 1, (long long)r->step,
                      jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(G * done) : NAN), top1,
-                     (double)(G * done) / secs, secs, r->world);
+                     (double)(G * done) / secs, secs, r->t_data, comm, max_rss_mib(), r->world);
         if (r->rank == 0)
             printf("%s epoch %d/%d: loss %.4f train acc %.3f eval top-1 %.2f%% | %.1f img/s, %.1f s\n", c->phase, epoch + 1,
                    c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(G * done) : 0.0,
@@ -578,7 +621,9 @@ static int eval_phase(run_ctx *r)
         fatal(EXIT_CKPT, "%s: a pretrain checkpoint has no trained classifier: evaluate the output of "
               "linear, finetune or baseline", c->checkpoint);
     int64_t *conf = xcalloc((size_t)C * C, sizeof *conf, "confusion");
+    double t0 = now_s();
     double top1 = evaluate(r, &r->eval, conf);
+    double secs = now_s() - t0;
     if (r->rank == 0) {
         char names[DATA_MAX_CLASSES][64];
         char path[PATH_MAX + 32];
@@ -586,12 +631,15 @@ static int eval_phase(run_ctx *r)
         FILE *fn = fopen(path, "r");
         for (int k = 0; k < C; k++) {
             snprintf(names[k], sizeof names[k], "class %d", k + 1);
-            if (fn && fgets(names[k], sizeof names[k], fn)) names[k][strcspn(names[k], "\r\n\"\\")] = 0;
+            if (fn && fgets(names[k], sizeof names[k], fn)) names[k][strcspn(names[k], "\r\n")] = 0;
         }
         if (fn) fclose(fn);
         FILE *f = open_in_run(r, "eval.json", "w");
-        fprintf(f, "{\"phase\":\"eval\",\"trained_phase\":\"%s\",\"checkpoint\":\"%s\",\"top1\":%.6f,\"n\":%zu,\n \"per_class\":[",
-                meta.phase, c->checkpoint, top1, r->eval.n);
+        fprintf(f, "{\"phase\":\"eval\",\"trained_phase\":");
+        json_str(f, meta.phase);
+        fprintf(f, ",\"checkpoint\":");
+        json_str(f, c->checkpoint);
+        fprintf(f, ",\"top1\":%.6f,\"n\":%zu,\n \"per_class\":[", top1, r->eval.n);
         for (int i = 0; i < C; i++) {
             int64_t row = 0;
             for (int k = 0; k < C; k++) row += conf[i * C + k];
@@ -604,9 +652,15 @@ static int eval_phase(run_ctx *r)
             fprintf(f, "]");
         }
         fprintf(f, "],\n \"class_names\":[");
-        for (int k = 0; k < C; k++) fprintf(f, "%s\"%s\"", k ? "," : "", names[k]);
-        fprintf(f, "],\n \"data_dir\":\"%s\",\"split\":\"%s\",\"eval_set\":\"%s\",\"world_size\":%d}\n", c->data.dir,
-                c->data.eval_split[0] ? c->data.eval_split : c->data.split, r->eval_desc, r->world);
+        for (int k = 0; k < C; k++) fprintf(f, "%s", k ? "," : ""), json_str(f, names[k]);
+        fprintf(f, "],\n \"data_dir\":");
+        json_str(f, c->data.dir);
+        fprintf(f, ",\"split\":");
+        json_str(f, c->data.eval_split[0] ? c->data.eval_split : c->data.split);
+        fprintf(f, ",\"eval_set\":");
+        json_str(f, r->eval_desc);
+        fprintf(f, ",\"world_size\":%d,\n \"seconds\":%.3f,\"images_per_s\":%.2f}\n", r->world, secs,
+                (double)r->eval.n / secs);
         if (fclose(f) != 0) fatal(EXIT_IO, "%s/eval.json: write failed", c->run_dir);
         printf("eval: %s checkpoint %s: top-1 %.2f%% on %zu images (%s)\n", meta.phase, c->checkpoint, 100.0 * top1,
                r->eval.n, r->eval_desc);
@@ -617,14 +671,35 @@ static int eval_phase(run_ctx *r)
 
 /* ---- entry ------------------------------------------------------------------------ */
 
+/* BLIS threads per rank (run.threads, or cores per node / ranks per node); rank 0 prints
+ * every rank's CPU affinity and thread count once, and warns on oversubscription. */
 static void setup_threads(const run_ctx *r)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int local = dist_local_size();
     int t = r->cfg.run.threads > 0 ? r->cfg.run.threads : (int)(cores / local > 0 ? cores / local : 1);
     gemm_set_threads(t);
-    if (r->rank == 0 && (long)t * local > cores)
-        warn("%d ranks x %d BLIS threads on this node exceed its %ld cores (run.threads)", local, t, cores);
+    cpu_set_t set;
+    char line[256] = "", host[64] = "?";
+    gethostname(host, sizeof host - 1);
+    int n = snprintf(line, sizeof line, "rank %d on %s: %d BLIS threads, CPUs", r->rank, host, t);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        for (int c = 0; c < CPU_SETSIZE && n < (int)sizeof line - 16; c++) {
+            if (!CPU_ISSET(c, &set) || (c > 0 && CPU_ISSET(c - 1, &set))) continue;
+            int e = c;
+            while (e + 1 < CPU_SETSIZE && CPU_ISSET(e + 1, &set)) e++;
+            n += e > c ? snprintf(line + n, sizeof line - (size_t)n, " %d-%d", c, e)
+                       : snprintf(line + n, sizeof line - (size_t)n, " %d", c);
+        }
+    }
+    char *all = r->rank == 0 ? xcalloc((size_t)r->world, sizeof line, "affinity lines") : NULL;
+    dist_gather_text(line, all, sizeof line);
+    if (r->rank == 0) {
+        for (int q = 0; q < r->world; q++) printf("%s\n", all + (size_t)q * sizeof line);
+        if ((long)t * local > cores)
+            warn("%d ranks x %d BLIS threads on this node exceed its %ld cores (set run.threads)", local, t, cores);
+    }
+    free(all);
 }
 
 int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
