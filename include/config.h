@@ -39,7 +39,9 @@ typedef struct {
         int epochs, batch; /* batch: the GLOBAL batch (images per optimizer step, all ranks) */
         double lr, beta1, beta2, eps, weight_decay;
         int warmup_epochs;
-        char schedule[16]; /* "constant" or "cosine" */
+        char schedule[16];  /* "constant" or "cosine" */
+        char optimizer[16]; /* "adam" or "sgd" (momentum train.momentum) */
+        double momentum;
     } train;
     struct {
         double temperature;

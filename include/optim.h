@@ -17,4 +17,10 @@ typedef struct {
 void adam_update(float *p, const float *g, float *m, float *v, size_t n, const adam_cfg *cfg,
                  float lr, int64_t t);
 
+/* SGD with heavy-ball momentum (as torch.optim.SGD, dampening 0): buf = momentum * buf + g
+ * (+ weight_decay * p), p -= lr * buf. buf (n) is updated in place (the Adam m buffer is
+ * reused for it). */
+void sgd_update(float *p, const float *g, float *buf, size_t n, float lr, float momentum,
+                float weight_decay);
+
 #endif

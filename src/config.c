@@ -51,6 +51,8 @@ static const key_spec SCHEMA[] = {
     K("train.weight_decay", T_FLOAT, train.weight_decay, 0, 1),
     K("train.warmup_epochs", T_INT, train.warmup_epochs, 0, 1e6),
     K("train.schedule", T_STR, train.schedule, 0, 0),
+    K("train.optimizer", T_STR, train.optimizer, 0, 0),
+    K("train.momentum", T_FLOAT, train.momentum, 0, 0.999999),
     K("pretrain.temperature", T_FLOAT, pretrain.temperature, 1e-6, 100),
     K("pretrain.probe_batch", T_INT, pretrain.probe_batch, 0, 1e8),
     K("augment.contrastive.min_area", T_FLOAT, aug_contrastive.min_area, 1e-3, 1),
@@ -87,6 +89,8 @@ void config_defaults(config *c)
     c->train.batch = 512;
     c->train.lr = 1e-3, c->train.beta1 = 0.9, c->train.beta2 = 0.999, c->train.eps = 1e-7;
     snprintf(c->train.schedule, sizeof c->train.schedule, "constant");
+    snprintf(c->train.optimizer, sizeof c->train.optimizer, "adam");
+    c->train.momentum = 0.9;
     c->pretrain.temperature = 0.1;
     c->pretrain.probe_batch = 0;
     c->aug_contrastive = (aug_cfg){0.25f, 0.6f, 0.2f, 1};
@@ -163,20 +167,25 @@ static void walk(config *c, const config_setting_t *s, const char *file_fallback
         if (!k) fatal(EXIT_CONFIG, "%s: unknown key '%s' (see conf/base.cfg for the keys)", where, path);
         char *field = (char *)c + k->off;
         int ok = 0;
+        double v = 0.0;
         switch (k->type) {
         case T_INT:
         case T_INT64:
             if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
-                long long v = config_setting_get_int64(e);
-                if (k->type == T_INT) {
-                    if (v < k->min || v > k->max) break;
-                    *(int *)field = (int)v;
-                } else *(int64_t *)field = v;
+                long long iv = config_setting_get_int64(e);
+                v = (double)iv;
+                if (v < k->min || v > k->max) break;
+                if (k->type == T_INT) *(int *)field = (int)iv;
+                else *(int64_t *)field = iv;
                 ok = 1;
             }
             break;
         case T_FLOAT:
-            if (type == CONFIG_TYPE_FLOAT) store_float(c, k, config_setting_get_float(e)), ok = 1;
+            if (type == CONFIG_TYPE_FLOAT) {
+                v = config_setting_get_float(e);
+                if (!(v >= k->min && v <= k->max)) break;
+                store_float(c, k, v), ok = 1;
+            }
             break;
         case T_BOOL:
             if (type == CONFIG_TYPE_BOOL) *(int *)field = config_setting_get_bool(e), ok = 1;
@@ -185,8 +194,12 @@ static void walk(config *c, const config_setting_t *s, const char *file_fallback
             if (type == CONFIG_TYPE_STRING) set_string(c, k, config_setting_get_string(e), where), ok = 1;
             break;
         }
-        if (!ok) fatal(EXIT_CONFIG, "%s: %s must be %s%s", where, path, type_name(k->type),
-                       (k->type == T_INT && (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64)) ? " in range" : "");
+        int type_ok = (k->type == T_INT || k->type == T_INT64) ? (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64)
+                      : k->type == T_FLOAT ? type == CONFIG_TYPE_FLOAT
+                      : k->type == T_BOOL  ? type == CONFIG_TYPE_BOOL
+                                           : type == CONFIG_TYPE_STRING;
+        if (!type_ok) fatal(EXIT_CONFIG, "%s: %s must be %s", where, path, type_name(k->type));
+        if (!ok) fatal(EXIT_CONFIG, "%s: %s = %g is out of range [%g, %g]", where, path, v, k->min, k->max);
     }
 }
 
@@ -208,15 +221,16 @@ static void apply_set(config *c, const char *arg)
     case T_INT64: {
         long long v = strtoll(val, &end, 10);
         if (!*val || *end || errno) fatal(EXIT_CONFIG, "%s=%s: must be an integer", where, val);
-        if (k->type == T_INT) {
-            if (v < k->min || v > k->max) fatal(EXIT_CONFIG, "%s=%s: out of range [%g, %g]", where, val, k->min, k->max);
-            *(int *)((char *)c + k->off) = (int)v;
-        } else *(int64_t *)((char *)c + k->off) = v;
+        if ((double)v < k->min || (double)v > k->max)
+            fatal(EXIT_CONFIG, "%s=%s: out of range [%g, %g]", where, val, k->min, k->max);
+        if (k->type == T_INT) *(int *)((char *)c + k->off) = (int)v;
+        else *(int64_t *)((char *)c + k->off) = v;
         break;
     }
     case T_FLOAT: {
         double v = strtod(val, &end);
         if (!*val || *end || errno || !isfinite(v)) fatal(EXIT_CONFIG, "%s=%s: must be a number", where, val);
+        if (v < k->min || v > k->max) fatal(EXIT_CONFIG, "%s=%s: out of range [%g, %g]", where, val, k->min, k->max);
         store_float(c, k, v);
         break;
     }
@@ -250,18 +264,13 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
     config_destroy(&cf);
     for (int i = 0; i < nsets; i++) apply_set(c, sets[i]);
 
-    /* ranges of floats, and cross-key rules */
-    for (size_t i = 0; i < NKEYS; i++) {
-        const key_spec *k = &SCHEMA[i];
-        if (k->type == T_STR) continue;
-        double v = load_number(c, k);
-        if (v < k->min || v > k->max)
-            fatal(EXIT_CONFIG, "%s: %s = %g is out of range [%g, %g]", path, k->path, v, k->min, k->max);
-    }
+    /* ranges were checked where each value was read; now the rules across keys */
     if (!c->run_dir[0]) fatal(EXIT_CONFIG, "%s: run_dir is required", path);
     if (!c->data.dir[0]) fatal(EXIT_CONFIG, "%s: data.dir is required", path);
     if (strcmp(c->train.schedule, "constant") && strcmp(c->train.schedule, "cosine"))
         fatal(EXIT_CONFIG, "%s: train.schedule = \"%s\": must be \"constant\" or \"cosine\"", path, c->train.schedule);
+    if (strcmp(c->train.optimizer, "adam") && strcmp(c->train.optimizer, "sgd"))
+        fatal(EXIT_CONFIG, "%s: train.optimizer = \"%s\": must be \"adam\" or \"sgd\"", path, c->train.optimizer);
     int needs_ckpt = !strcmp(phase, "linear") || !strcmp(phase, "finetune") || !strcmp(phase, "eval");
     if (needs_ckpt && !c->checkpoint[0])
         fatal(EXIT_CONFIG, "%s: phase %s needs 'checkpoint' (the checkpoint to start from)", path, phase);

@@ -249,6 +249,18 @@ static void commit_tmp(FILE *f, const char *tmp, const char *path)
     if (rename(tmp, path) != 0) fatal(EXIT_IO, "%s: rename failed: %s", path, strerror(errno));
 }
 
+/* Temporary files of a running import, removed before any failure exit. */
+static char g_tmp_x[PATH_MAX + 80], g_tmp_y[PATH_MAX + 80];
+
+static void remove_import_tmp(void)
+{
+    if (g_tmp_x[0]) unlink(g_tmp_x);
+    if (g_tmp_y[0]) unlink(g_tmp_y);
+    g_tmp_x[0] = g_tmp_y[0] = 0;
+}
+
+#define IMPORT_FAIL(code, ...) (remove_import_tmp(), fatal(code, __VA_ARGS__))
+
 size_t data_import(const char *src_dir, const char *out_dir, const char *split,
                    int labels_from_folders, int skip_bad)
 {
@@ -258,22 +270,25 @@ size_t data_import(const char *src_dir, const char *out_dir, const char *split,
     snprintf(px, sizeof px, "%s/%s_X.bin", out_dir, split);
     snprintf(py, sizeof py, "%s/%s_y.bin", out_dir, split);
     FILE *fx = open_tmp(px, tx, sizeof tx), *fy = labels_from_folders ? open_tmp(py, ty, sizeof ty) : NULL;
+    snprintf(g_tmp_x, sizeof g_tmp_x, "%s", tx);
+    if (fy) snprintf(g_tmp_y, sizeof g_tmp_y, "%s", ty);
 
     struct dirent **classes = NULL;
     int nclass = 1;
     if (labels_from_folders) {
         nclass = list_dir(src_dir, 1, &classes);
-        if (nclass == 0) fatal(EXIT_DATA, "%s: no class subfolders (--labels-from-folders)", src_dir);
-        if (nclass > DATA_MAX_CLASSES) fatal(EXIT_DATA, "%s: %d class folders, at most %d", src_dir, nclass, DATA_MAX_CLASSES);
+        if (nclass == 0) IMPORT_FAIL(EXIT_DATA, "%s: no class subfolders (--labels-from-folders)", src_dir);
+        if (nclass > DATA_MAX_CLASSES) IMPORT_FAIL(EXIT_DATA, "%s: %d class folders, at most %d", src_dir, nclass, DATA_MAX_CLASSES);
     }
     size_t written = 0, bad = 0;
     uint8_t rec[STL10_RECORD];
     for (int c = 0; c < nclass; c++) {
         char dir[PATH_MAX];
-        path_join(dir, sizeof dir, src_dir, labels_from_folders ? classes[c]->d_name : ".");
+        if (labels_from_folders) path_join(dir, sizeof dir, src_dir, classes[c]->d_name);
+        else snprintf(dir, sizeof dir, "%s", src_dir);
         struct dirent **files = NULL;
         int nf = list_dir(dir, 0, &files);
-        if (nf == 0) fatal(EXIT_DATA, "%s: no image files (.jpg .png ...)", dir);
+        if (nf == 0) IMPORT_FAIL(EXIT_DATA, "%s: no image files (.jpg .png ...)", dir);
         for (int i = 0; i < nf; i++) {
             char path[PATH_MAX];
             path_join(path, sizeof path, dir, files[i]->d_name);
@@ -284,7 +299,7 @@ size_t data_import(const char *src_dir, const char *out_dir, const char *split,
             } else {
                 uint8_t label = (uint8_t)(c + 1);
                 if (fwrite(rec, 1, sizeof rec, fx) != sizeof rec || (fy && fwrite(&label, 1, 1, fy) != 1))
-                    fatal(EXIT_IO, "%s: write failed: %s", tx, strerror(errno));
+                    IMPORT_FAIL(EXIT_IO, "%s: write failed: %s", tx, strerror(errno));
                 written++;
             }
             free(files[i]);
@@ -292,12 +307,13 @@ size_t data_import(const char *src_dir, const char *out_dir, const char *split,
         free(files);
     }
     if (bad && !skip_bad) {
-        fclose(fx), unlink(tx);
-        if (fy) fclose(fy), unlink(ty);
-        fatal(EXIT_DATA, "%s: %zu undecodable image file(s), listed above (--skip-bad to skip them)",
+        fclose(fx);
+        if (fy) fclose(fy);
+        IMPORT_FAIL(EXIT_DATA, "%s: %zu undecodable image file(s), listed above (--skip-bad to skip them)",
               src_dir, bad);
     }
-    if (written == 0) fatal(EXIT_DATA, "%s: no image could be decoded", src_dir);
+    if (written == 0) IMPORT_FAIL(EXIT_DATA, "%s: no image could be decoded", src_dir);
+    g_tmp_x[0] = g_tmp_y[0] = 0; /* commit_tmp removes its own file on failure */
     commit_tmp(fx, tx, px);
     if (fy) {
         commit_tmp(fy, ty, py);

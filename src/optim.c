@@ -16,3 +16,12 @@ void adam_update(float *p, const float *g, float *m, float *v, size_t n, const a
         p[i] = p[i] * decay - lr * mhat / (sqrtf(vhat) + cfg->eps);
     }
 }
+
+void sgd_update(float *p, const float *g, float *buf, size_t n, float lr, float momentum,
+                float weight_decay)
+{
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = momentum * buf[i] + g[i] + weight_decay * p[i];
+        p[i] -= lr * buf[i];
+    }
+}

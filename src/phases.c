@@ -3,6 +3,7 @@
 #include "phases.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -86,6 +87,28 @@ static void write_text(const run_ctx *r, const char *name, const char *text)
 
 static int is_phase(const run_ctx *r, const char *p) { return !strcmp(r->cfg.phase, p); }
 
+/* Test-only fault injection (tests/test_faults.sh): SIMCLR_FAULT="KIND@RANK" makes one rank
+ * meet a real failure that the other ranks do not see: "missing" (its data.dir does not
+ * exist), "short" (its image files read as empty after opening: short reads), "nan" (its
+ * local loss is NaN), "die" (it exits at its first step without a word, like a crashed rank). */
+static int fault(const run_ctx *r, const char *kind)
+{
+    const char *f = getenv("SIMCLR_FAULT");
+    size_t n = strlen(kind);
+    return f && !strncmp(f, kind, n) && f[n] == '@' && atoi(f + n + 1) == r->rank;
+}
+
+/* Applies the "short" fault: the rank's open image files now read from /dev/null. */
+static void fault_short_reads(run_ctx *r)
+{
+    stl10_file *files[] = {&r->labeled_file, &r->unlabeled_file, &r->eval_file};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        int fd = open("/dev/null", O_RDONLY);
+        if (files[i]->fd > 0 && fd >= 0) dup2(fd, files[i]->fd);
+        if (fd >= 0) close(fd);
+    }
+}
+
 /* ---- data ------------------------------------------------------------------------- */
 
 /* Label budget: the first labels_per_class images of each class in a permutation keyed by
@@ -126,7 +149,8 @@ static void build_train_set(run_ctx *r, const uint8_t *held)
 static void open_data(run_ctx *r)
 {
     const config *c = &r->cfg;
-    stl10_open(&r->labeled_file, c->data.dir, c->data.split, 1, c->data.num_classes);
+    const char *dir = fault(r, "missing") ? "/nonexistent/simclr-fault" : c->data.dir;
+    stl10_open(&r->labeled_file, dir, c->data.split, 1, c->data.num_classes);
     uint8_t *held = NULL;
     if (c->data.eval_split[0]) {
         stl10_open(&r->eval_file, c->data.dir, c->data.eval_split, 1, c->data.num_classes);
@@ -296,12 +320,18 @@ static float lr_at(const config *c, int64_t step, size_t spe)
     return (float)lr;
 }
 
-static void adam_groups(run_ctx *r, int g0, int g1, float lr)
+/* One optimizer update (train.optimizer) of the parameter groups [g0, g1). */
+static void update_groups(run_ctx *r, int g0, int g1, float lr)
 {
     const config *c = &r->cfg;
+    size_t b = r->m.group_begin[g0], e = r->m.group_begin[g1];
+    if (!strcmp(c->train.optimizer, "sgd")) {
+        sgd_update(r->m.params + b, r->m.grads + b, r->m.adam_m + b, e - b, lr, (float)c->train.momentum,
+                   (float)c->train.weight_decay);
+        return;
+    }
     adam_cfg a = {(float)c->train.lr, (float)c->train.beta1, (float)c->train.beta2, (float)c->train.eps,
                   (float)c->train.weight_decay};
-    size_t b = r->m.group_begin[g0], e = r->m.group_begin[g1];
     adam_update(r->m.params + b, r->m.grads + b, r->m.adam_m + b, r->m.adam_v + b, e - b, &a, lr, r->step);
 }
 
@@ -470,6 +500,7 @@ static int pretrain(run_ctx *r)
             size_t correct = 0;
             double loss = ntxent_rows(zall, 2 * G, D, partner, 2 * b, 2 * n, (float)c->pretrain.temperature,
                                       1.0f / (float)(2 * G), dzall, &correct, sim);
+            if (fault(r, "nan")) loss = NAN;
             dist_reduce_scatter_f(dzall, dzn, fcounts);
             l2norm_backward(zn, norm, dzn, m->dproj, 2 * n, D);
             model_zero_grad(m, GROUP_ENCODER, GROUP_CLASSIFIER);
@@ -481,7 +512,7 @@ static int pretrain(run_ctx *r)
             check_finite(r, st[0], epoch);
             float lr = lr_at(c, r->step, spe);
             r->step++;
-            adam_groups(r, GROUP_ENCODER, GROUP_CLASSIFIER, lr);
+            update_groups(r, GROUP_ENCODER, GROUP_CLASSIFIER, lr);
             sums[0] += st[0] / (double)(2 * G), sums[1] += st[1];
             done++;
             if (GP) { /* online linear probe on labeled images, encoder frozen (keras example) */
@@ -503,7 +534,7 @@ static int pretrain(run_ctx *r)
                 allreduce_grads(r, GROUP_CLASSIFIER, NGROUPS);
                 double ps2[2] = {pl, (double)pc};
                 dist_allreduce_sum_d(ps2, 2);
-                adam_groups(r, GROUP_CLASSIFIER, NGROUPS, lr);
+                update_groups(r, GROUP_CLASSIFIER, NGROUPS, lr);
                 sums[2] += ps2[0] / (double)GP, sums[3] += ps2[1];
                 pdone++;
             }
@@ -573,6 +604,7 @@ static int classify(run_ctx *r)
             classifier_forward(m, n);
             size_t correct = 0;
             double loss = softmax_xent(m->logits, lab, n, C, 1.0f / (float)G, m->dlogits, &correct);
+            if (fault(r, "nan")) loss = NAN;
             model_zero_grad(m, g0, NGROUPS);
             classifier_backward(m, n, train_encoder);
             if (train_encoder) encoder_backward(m, n);
@@ -582,7 +614,7 @@ static int classify(run_ctx *r)
             check_finite(r, st[0], epoch);
             float lr = lr_at(c, r->step, spe);
             r->step++;
-            adam_groups(r, g0, NGROUPS, lr);
+            update_groups(r, g0, NGROUPS, lr);
             sums[0] += st[0] / (double)G, sums[1] += st[1];
             done++;
             progress_line(r, &pg, epoch, s, spe, sums[0] / (double)done, sums[1] / (double)(G * done), G * done);
@@ -720,6 +752,8 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     }
     dist_all_ok(1);
     open_data(&r);
+    if (fault(&r, "short")) fault_short_reads(&r);
+    if (fault(&r, "die")) _exit(9);
     size_t G = (size_t)r.cfg.train.batch, world = (size_t)r.world;
     size_t per_rank = (G + world - 1) / world;
     size_t max_batch = is_phase(&r, "pretrain") ? 2 * per_rank : per_rank;

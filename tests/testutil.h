@@ -42,7 +42,7 @@ static inline double max_rel_diff(const float *a, const float *b, size_t n)
         assert_true(d_ <= (tol));                                                          \
     } while (0)
 
-/* Reads exactly n float32 values from path (written by a tests/*.py script); fails the
+/* Reads exactly n float32 values from path (written by a Python script in tests/); fails the
  * test when the file is missing or has another size. Caller frees. */
 static inline float *read_f32(const char *path, size_t n)
 {

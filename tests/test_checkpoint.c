@@ -1,0 +1,499 @@
+/* test_checkpoint.c: HDF5 checkpoints of a tiny model: bit-exact round trip of parameters,
+ * Adam moments and metadata, the file layout (read back with the HDF5 C API, and with
+ * h5py when /usr/bin/python3 has it), LATEST, partial loads, and every error path (wrong
+ * shape, truncated, not HDF5, missing, missing moments, wrong version; save failures that
+ * must leave the earlier checkpoint intact). Error paths run in forked children. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include "forkutil.h"
+#include "testutil.h"
+
+#include <hdf5.h>
+
+#include "checkpoint.h"
+#include "config.h"
+#include "common.h"
+#include "model.h"
+
+static const model_cfg TINY = {.image_size = 17, .conv_layers = 2, .width = 4, .kernel = 3,
+                               .embed_dim = 5, .proj_dim = 6, .num_classes = 3};
+static const char CONFIG_TEXT[] = "# resolved\ntrain = { lr = 0.001; };\nrun_dir = \"r\";\n";
+
+/* A tiny model with random parameters and Adam moments (seeded). */
+static void tiny_model(model *m, const model_cfg *cfg, uint64_t seed)
+{
+    model_init(m, cfg, 2, 0);
+    fill_uniform(m->params, m->nparams, seed);
+    fill_uniform(m->adam_m, m->nparams, seed + 1);
+    fill_uniform(m->adam_v, m->nparams, seed + 2);
+    for (size_t i = 0; i < m->nparams; i++) m->adam_v[i] = m->adam_v[i] * m->adam_v[i];
+}
+
+static ckpt_meta tiny_meta(void)
+{
+    ckpt_meta meta = {.phase = "finetune", .epoch = 7, .step = 1234567890123LL, .world_size = 3,
+                      .seed = 9876543210LL, .config_hash = 0, .config_text = (char *)CONFIG_TEXT};
+    meta.config_hash = config_hash(CONFIG_TEXT);
+    return meta;
+}
+
+static void save_tiny(const char *path, uint64_t seed, int with_optimizer)
+{
+    model m;
+    tiny_model(&m, &TINY, seed);
+    ckpt_meta meta = tiny_meta();
+    ckpt_save(path, &m, &meta, with_optimizer);
+    model_free(&m);
+}
+
+static int same_floats(const float *a, const float *b, size_t n) { return !memcmp(a, b, n * sizeof(float)); }
+
+/* ---- round trip ------------------------------------------------------------------- */
+
+static void test_roundtrip(void **state)
+{
+    char dir[4096], path[4200], tmp[4300], latest[4300];
+    make_tmp_dir(dir, sizeof dir, "run dir");
+    pathf(path, sizeof path, "%s/ckpt-epoch0007.h5", dir);
+    model a, b;
+    tiny_model(&a, &TINY, 11);
+    ckpt_meta meta = tiny_meta();
+    ckpt_save(path, &a, &meta, 1);
+    assert_true(file_exists(path));
+    pathf(tmp, sizeof tmp, "%s.tmp", path);
+    assert_false(file_exists(tmp));
+
+    assert_int_equal(ckpt_latest(dir, latest, sizeof latest), 0); /* no LATEST yet */
+    ckpt_set_latest(dir, "ckpt-epoch0007.h5");
+    pathf(tmp, sizeof tmp, "%s/LATEST.tmp", dir);
+    assert_false(file_exists(tmp));
+    assert_int_equal(ckpt_latest(dir, latest, sizeof latest), 1);
+    assert_string_equal(latest, path);
+
+    model_init(&b, &TINY, 2, 0);
+    ckpt_meta got;
+    memset(&got, 0x55, sizeof got);
+    ckpt_load(latest, &b, (1u << NGROUPS) - 1, 1, &got);
+    assert_int_equal(b.nparams, a.nparams);
+    assert_true(same_floats(a.params, b.params, a.nparams));
+    assert_true(same_floats(a.adam_m, b.adam_m, a.nparams));
+    assert_true(same_floats(a.adam_v, b.adam_v, a.nparams));
+    assert_string_equal(got.phase, "finetune");
+    assert_int_equal(got.epoch, 7);
+    assert_int_equal(got.step, 1234567890123LL);
+    assert_int_equal(got.world_size, 3);
+    assert_int_equal(got.seed, 9876543210LL);
+    assert_true(got.config_hash == meta.config_hash);
+    assert_non_null(got.config_text);
+    assert_string_equal(got.config_text, CONFIG_TEXT);
+    free(got.config_text);
+    model_free(&a);
+    model_free(&b);
+}
+
+/* config_hash values with the top bit set survive the int64 attribute. */
+static void test_meta_extremes(void **state)
+{
+    char dir[4096], path[4200];
+    make_tmp_dir(dir, sizeof dir, "meta");
+    pathf(path, sizeof path, "%s/x.h5", dir);
+    model a;
+    tiny_model(&a, &TINY, 3);
+    ckpt_meta meta = {.phase = "pretrain", .epoch = 0, .step = 0, .world_size = 1, .seed = 0,
+                      .config_hash = 0xfedcba9876543210ULL, .config_text = NULL};
+    ckpt_save(path, &a, &meta, 0);
+    ckpt_meta got;
+    ckpt_load(path, &a, (1u << NGROUPS) - 1, 0, &got);
+    assert_string_equal(got.phase, "pretrain");
+    assert_true(got.config_hash == 0xfedcba9876543210ULL);
+    assert_non_null(got.config_text);
+    assert_string_equal(got.config_text, ""); /* NULL text is stored as "" */
+    free(got.config_text);
+    model_free(&a);
+}
+
+/* Only the groups in the mask (and moments only when asked) are read. */
+static void test_partial_load(void **state)
+{
+    char dir[4096], path[4200];
+    make_tmp_dir(dir, sizeof dir, "partial");
+    pathf(path, sizeof path, "%s/p.h5", dir);
+    model a, b;
+    tiny_model(&a, &TINY, 5);
+    ckpt_meta meta = tiny_meta();
+    ckpt_save(path, &a, &meta, 1);
+
+    model_cfg other = TINY;
+    other.num_classes = 7; /* a different classifier does not matter for an encoder load */
+    model_init(&b, &other, 2, 0);
+    ckpt_meta got;
+    ckpt_load(path, &b, 1u << GROUP_ENCODER, 0, &got);
+    free(got.config_text);
+    size_t e0 = b.group_begin[GROUP_ENCODER], e1 = b.group_begin[GROUP_ENCODER + 1];
+    assert_true(same_floats(a.params + e0, b.params + e0, e1 - e0));
+    for (size_t i = e1; i < b.nparams; i++)
+        if (b.params[i] != 0.0f) fail_msg("parameter %zu outside the encoder was written", i);
+    for (size_t i = 0; i < b.nparams; i++)
+        if (b.adam_m[i] != 0.0f || b.adam_v[i] != 0.0f) fail_msg("Adam moment %zu written without with_optimizer", i);
+    model_free(&b);
+
+    model_init(&b, &TINY, 2, 0); /* head only, with moments */
+    ckpt_load(path, &b, 1u << GROUP_HEAD, 1, &got);
+    free(got.config_text);
+    size_t h0 = b.group_begin[GROUP_HEAD], h1 = b.group_begin[GROUP_HEAD + 1];
+    assert_true(same_floats(a.params + h0, b.params + h0, h1 - h0));
+    assert_true(same_floats(a.adam_m + h0, b.adam_m + h0, h1 - h0));
+    assert_true(same_floats(a.adam_v + h0, b.adam_v + h0, h1 - h0));
+    for (size_t i = 0; i < h0; i++) assert_true(b.params[i] == 0.0f && b.adam_v[i] == 0.0f);
+    model_free(&a);
+    model_free(&b);
+}
+
+static void test_latest_edge_cases(void **state)
+{
+    char dir[4096], path[4200], out[4300];
+    make_tmp_dir(dir, sizeof dir, "latest");
+    pathf(path, sizeof path, "%s/LATEST", dir);
+    write_text_file(path, "gone.h5\n"); /* names a missing file */
+    assert_int_equal(ckpt_latest(dir, out, sizeof out), 0);
+    write_text_file(path, "../elsewhere.h5\n"); /* not a plain name */
+    assert_int_equal(ckpt_latest(dir, out, sizeof out), 0);
+    write_text_file(path, "");
+    assert_int_equal(ckpt_latest(dir, out, sizeof out), 0);
+    char ck[4300];
+    pathf(ck, sizeof ck, "%s/a.h5", dir);
+    save_tiny(ck, 1, 0);
+    write_text_file(path, "a.h5\r\n"); /* CRLF from an editor is fine */
+    assert_int_equal(ckpt_latest(dir, out, sizeof out), 1);
+    assert_string_equal(out, ck);
+    ckpt_set_latest(dir, "a.h5"); /* replaces the old content */
+    char *text = slurp(path, NULL);
+    assert_string_equal(text, "a.h5\n");
+    free(text);
+}
+
+/* ---- file layout ------------------------------------------------------------------ */
+
+static void check_i64_attr(hid_t f, const char *name, int64_t want)
+{
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    if (a < 0) fail_msg("attribute %s missing", name);
+    hid_t t = H5Aget_type(a);
+    if (H5Tequal(t, H5T_STD_I64LE) <= 0) fail_msg("attribute %s is not H5T_STD_I64LE", name);
+    int64_t v = 0;
+    assert_true(H5Aread(a, H5T_NATIVE_INT64, &v) >= 0);
+    if (v != want) fail_msg("attribute %s = %lld, expected %lld", name, (long long)v, (long long)want);
+    H5Tclose(t);
+    H5Aclose(a);
+}
+
+static void test_hdf5_layout(void **state)
+{
+    char dir[4096], path[4200];
+    make_tmp_dir(dir, sizeof dir, "layout");
+    pathf(path, sizeof path, "%s/c.h5", dir);
+    model a;
+    tiny_model(&a, &TINY, 21);
+    ckpt_meta meta = tiny_meta();
+    ckpt_save(path, &a, &meta, 1);
+
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    check_i64_attr(f, "format_version", CKPT_FORMAT_VERSION);
+    check_i64_attr(f, "epoch", 7);
+    check_i64_attr(f, "step", 1234567890123LL);
+    check_i64_attr(f, "world_size", 3);
+    check_i64_attr(f, "seed", 9876543210LL);
+    /* PyTorch shapes: conv (Cout, Cin, K, K), dense (out, in) */
+    struct {
+        const char *name;
+        int ndim;
+        hsize_t dims[4];
+    } want[] = {{"encoder.conv0.weight", 4, {4, 3, 3, 3}}, {"encoder.conv0.bias", 1, {4}},
+                {"encoder.conv1.weight", 4, {4, 4, 3, 3}}, {"encoder.fc.weight", 2, {5, 4 * 3 * 3}},
+                {"head.fc0.weight", 2, {6, 5}}, {"head.fc1.weight", 2, {6, 6}},
+                {"classifier.weight", 2, {3, 5}}, {"classifier.bias", 1, {3}}};
+    const char *groups[] = {"params", "adam_m", "adam_v"};
+    const float *bufs[] = {a.params, a.adam_m, a.adam_v};
+    for (size_t g = 0; g < 3; g++)
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+            char name[128];
+            pathf(name, sizeof name, "/%s/%s", groups[g], want[i].name);
+            hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+            if (d < 0) fail_msg("dataset %s missing", name);
+            hid_t t = H5Dget_type(d), s = H5Dget_space(d);
+            if (H5Tequal(t, H5T_IEEE_F32LE) <= 0) fail_msg("%s is not H5T_IEEE_F32LE", name);
+            hsize_t dims[8];
+            int nd = H5Sget_simple_extent_dims(s, dims, NULL);
+            assert_int_equal(nd, want[i].ndim);
+            for (int k = 0; k < nd; k++)
+                if (dims[k] != want[i].dims[k]) fail_msg("%s dim %d = %llu, expected %llu", name, k, (unsigned long long)dims[k], (unsigned long long)want[i].dims[k]);
+            const param_tensor *p = model_find(&a, want[i].name);
+            assert_non_null(p);
+            float *v = malloc(p->size * sizeof(float));
+            assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+            if (!same_floats(v, bufs[g] + p->offset, p->size)) fail_msg("%s values differ from the model", name);
+            free(v);
+            H5Sclose(s);
+            H5Tclose(t);
+            H5Dclose(d);
+        }
+    /* /config holds the text */
+    hid_t d = H5Dopen2(f, "/config", H5P_DEFAULT);
+    assert_true(d >= 0);
+    hid_t t = H5Dget_type(d);
+    assert_int_equal(H5Tget_class(t), H5T_STRING);
+    char text[sizeof CONFIG_TEXT + 16] = {0};
+    assert_true(H5Tget_size(t) <= sizeof text);
+    assert_true(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, text) >= 0);
+    assert_string_equal(text, CONFIG_TEXT);
+    H5Tclose(t);
+    H5Dclose(d);
+    H5Fclose(f);
+    model_free(&a);
+}
+
+/* The same through h5py, as a PyTorch user would read it; skipped without h5py. */
+static void test_h5py_reads_it(void **state)
+{
+    if (system("/usr/bin/python3 -c 'import h5py, numpy' >/dev/null 2>&1") != 0) {
+        print_message("  /usr/bin/python3 with h5py and numpy not available: skipped\n");
+        skip();
+    }
+    char dir[4096], path[4200], script[4300], cmd[8800];
+    make_tmp_dir(dir, sizeof dir, "h5py");
+    pathf(path, sizeof path, "%s/c.h5", dir);
+    save_tiny(path, 31, 1);
+    pathf(script, sizeof script, "%s/check.py", dir);
+    write_text_file(script,
+                    "import sys, h5py, numpy as np\n"
+                    "f = h5py.File(sys.argv[1], 'r')\n"
+                    "w = f['params/encoder.conv0.weight']\n"
+                    "assert w.shape == (4, 3, 3, 3) and w.dtype == np.dtype('<f4'), (w.shape, w.dtype)\n"
+                    "assert f['params/encoder.fc.weight'].shape == (5, 36)\n"
+                    "assert f['adam_v/classifier.weight'].shape == (3, 5)\n"
+                    "assert int(f.attrs['format_version']) == 1 and int(f.attrs['epoch']) == 7\n"
+                    "assert f.attrs['step'].dtype == np.dtype('<i8')\n"
+                    "p = f.attrs['phase']; p = p.decode() if isinstance(p, bytes) else str(p)\n"
+                    "assert p == 'finetune', p\n"
+                    "c = f['config'][()]; c = c.decode() if isinstance(c, bytes) else str(c)\n"
+                    "assert 'lr = 0.001' in c, c\n"
+                    "print('h5py ok')\n");
+    pathf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s' 2>&1", script, path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[2048] = {0};
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int rc = pclose(p);
+    if (rc != 0 || !strstr(out, "h5py ok")) fail_msg("h5py check failed:\n%s", out);
+}
+
+/* ---- load errors ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *path;
+    model_cfg cfg;
+    unsigned mask;
+    int with_optimizer;
+} load_args;
+
+static void do_load(void *p)
+{
+    load_args *a = p;
+    model m;
+    model_init(&m, &a->cfg, 2, 0);
+    ckpt_meta meta;
+    ckpt_load(a->path, &m, a->mask, a->with_optimizer, &meta);
+    free(meta.config_text);
+    model_free(&m);
+}
+
+static void test_load_wrong_shape(void **state)
+{
+    char dir[4096], path[4200];
+    make_tmp_dir(dir, sizeof dir, "shape");
+    pathf(path, sizeof path, "%s/w4.h5", dir);
+    save_tiny(path, 1, 1);
+    load_args a = {path, TINY, (1u << NGROUPS) - 1, 1};
+    a.cfg.width = 5;
+    expect_exit(do_load, &a, EXIT_CKPT, path, "encoder.conv0.weight", "(4,3,3,3)", "(5,3,3,3)", NULL);
+    a.cfg = TINY;
+    a.cfg.num_classes = 4; /* the classifier differs: named when it is loaded */
+    expect_exit(do_load, &a, EXIT_CKPT, path, "classifier.weight", "(3,5)", "(4,5)", NULL);
+    a.mask = 1u << GROUP_ENCODER;
+    expect_exit(do_load, &a, 0, NULL);
+}
+
+static void test_load_truncated(void **state)
+{
+    char dir[4096], path[4200];
+    make_tmp_dir(dir, sizeof dir, "trunc");
+    pathf(path, sizeof path, "%s/t.h5", dir);
+    save_tiny(path, 1, 1);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size / 2), 0);
+    load_args a = {path, TINY, (1u << NGROUPS) - 1, 1};
+    child_result r = run_child(do_load, &a);
+    check_child(&r, EXIT_CKPT, path, NULL);
+    assert_null(strstr(r.out, "HDF5-DIAG")); /* one clear message, not an HDF5 error stack */
+}
+
+static void test_load_not_hdf5_and_missing(void **state)
+{
+    char dir[4096], path[4200];
+    make_tmp_dir(dir, sizeof dir, "nothdf5");
+    pathf(path, sizeof path, "%s/text.h5", dir);
+    write_text_file(path, "this is not an HDF5 file\n");
+    load_args a = {path, TINY, (1u << NGROUPS) - 1, 0};
+    expect_exit(do_load, &a, EXIT_CKPT, path, NULL);
+    write_text_file(path, "");
+    expect_exit(do_load, &a, EXIT_CKPT, path, NULL);
+    pathf(path, sizeof path, "%s/missing.h5", dir);
+    expect_exit(do_load, &a, EXIT_CKPT, path, "not found", NULL);
+}
+
+static void test_load_missing_moments(void **state)
+{
+    char dir[4096], path[4200];
+    make_tmp_dir(dir, sizeof dir, "nomoments");
+    pathf(path, sizeof path, "%s/p.h5", dir);
+    save_tiny(path, 1, 0); /* parameters only */
+    load_args a = {path, TINY, (1u << NGROUPS) - 1, 1};
+    expect_exit(do_load, &a, EXIT_CKPT, path, "adam_m/encoder.conv0.weight", NULL);
+    a.with_optimizer = 0;
+    expect_exit(do_load, &a, 0, NULL);
+}
+
+/* A well-formed HDF5 file that is not a simclr checkpoint, and a newer format version. */
+static void test_load_foreign_and_version(void **state)
+{
+    char dir[4096], path[4200];
+    make_tmp_dir(dir, sizeof dir, "version");
+    pathf(path, sizeof path, "%s/foreign.h5", dir);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(f >= 0);
+    H5Fclose(f);
+    load_args a = {path, TINY, (1u << NGROUPS) - 1, 0};
+    expect_exit(do_load, &a, EXIT_CKPT, path, "format_version", NULL);
+
+    pathf(path, sizeof path, "%s/v2.h5", dir);
+    save_tiny(path, 1, 0);
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t at = H5Aopen(f, "format_version", H5P_DEFAULT);
+    int64_t v2 = CKPT_FORMAT_VERSION + 1;
+    assert_true(H5Awrite(at, H5T_NATIVE_INT64, &v2) >= 0);
+    H5Aclose(at);
+    H5Fclose(f);
+    char want[32];
+    pathf(want, sizeof want, "format_version %lld", (long long)v2);
+    expect_exit(do_load, &a, EXIT_CKPT, path, want, NULL);
+}
+
+/* ---- save errors ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *path;
+    uint64_t seed;
+    rlim_t fsize; /* RLIMIT_FSIZE in the child when != 0: a full disk */
+} save_args;
+
+static void do_save(void *p)
+{
+    save_args *a = p;
+    if (a->fsize) {
+        signal(SIGXFSZ, SIG_IGN); /* writes past the limit fail with EFBIG instead */
+        struct rlimit rl = {a->fsize, a->fsize};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(98);
+    }
+    save_tiny(a->path, a->seed, 1);
+}
+
+/* The checkpoint at path still holds the model of `seed`. */
+static void assert_intact(const char *path, uint64_t seed)
+{
+    model want, got;
+    tiny_model(&want, &TINY, seed);
+    model_init(&got, &TINY, 2, 0);
+    ckpt_meta meta;
+    ckpt_load(path, &got, (1u << NGROUPS) - 1, 1, &meta);
+    free(meta.config_text);
+    assert_true(same_floats(want.params, got.params, want.nparams));
+    assert_true(same_floats(want.adam_v, got.adam_v, want.nparams));
+    model_free(&want);
+    model_free(&got);
+}
+
+static void test_save_missing_dir(void **state)
+{
+    char dir[4096], good[4200], bad[4300];
+    make_tmp_dir(dir, sizeof dir, "save");
+    pathf(good, sizeof good, "%s/final.h5", dir);
+    save_tiny(good, 41, 1);
+    pathf(bad, sizeof bad, "%s/no such dir/final.h5", dir);
+    save_args a = {bad, 42, 0};
+    expect_exit(do_save, &a, EXIT_IO, "no such dir/final.h5", NULL);
+    assert_false(file_exists(bad));
+    assert_intact(good, 41);
+}
+
+/* The temporary file cannot be created (NAME.tmp is a directory): the old NAME stays. */
+static void test_save_blocked_tmp(void **state)
+{
+    char dir[4096], path[4200], tmp[4300];
+    make_tmp_dir(dir, sizeof dir, "blocked");
+    pathf(path, sizeof path, "%s/final.h5", dir);
+    save_tiny(path, 51, 1);
+    pathf(tmp, sizeof tmp, "%s.tmp", path);
+    assert_int_equal(mkdir(tmp, 0755), 0);
+    save_args a = {path, 52, 0};
+    expect_exit(do_save, &a, EXIT_IO, path, NULL);
+    assert_intact(path, 51);
+}
+
+/* Disk full while writing (simulated with RLIMIT_FSIZE): EXIT_IO, the temporary file is
+ * removed and the earlier checkpoint of the same name is intact. */
+static void test_save_disk_full(void **state)
+{
+    char dir[4096], path[4200], tmp[4300];
+    make_tmp_dir(dir, sizeof dir, "full");
+    pathf(path, sizeof path, "%s/final.h5", dir);
+    save_tiny(path, 61, 1);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    save_args a = {path, 62, (rlim_t)st.st_size / 3};
+    child_result r = run_child(do_save, &a);
+    pathf(tmp, sizeof tmp, "%s.tmp", path);
+    assert_false(file_exists(tmp));
+    assert_intact(path, 61);
+    check_child(&r, EXIT_IO, path, "disk full", NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_meta_extremes),
+        cmocka_unit_test(test_partial_load),
+        cmocka_unit_test(test_latest_edge_cases),
+        cmocka_unit_test(test_hdf5_layout),
+        cmocka_unit_test(test_h5py_reads_it),
+        cmocka_unit_test(test_load_wrong_shape),
+        cmocka_unit_test(test_load_truncated),
+        cmocka_unit_test(test_load_not_hdf5_and_missing),
+        cmocka_unit_test(test_load_missing_moments),
+        cmocka_unit_test(test_load_foreign_and_version),
+        cmocka_unit_test(test_save_missing_dir),
+        cmocka_unit_test(test_save_blocked_tmp),
+        cmocka_unit_test(test_save_disk_full),
+    };
+    set_abort_hook(fail_on_fatal);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# test_cli.sh: the command line of build/simclr and its exit codes (README/docs: 0 ok,
+# 2 usage, 3 config, 4 data, 5 I/O, 6 checkpoint): one-rank runs as MPI singletons,
+# two-rank runs through mpirun, checking that an error on a 2-rank job ends both ranks
+# quickly. Builds tiny data by importing data/sample. Run from the repository root
+# (make test does; about 20 s):
+#   BUILD=build tests/test_cli.sh
+# Prints one line per check and "N passed, N failed" at the end; exits 1 on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+build=${BUILD:-build}
+simclr=$build/simclr
+read -ra mpirun <<< "${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}"
+# Under make asan: Open MPI's own allocations (MCA components, unloaded at exit) read as
+# leaks and would turn every successful run into exit 1; memory errors are still caught.
+export ASAN_OPTIONS=${ASAN_OPTIONS-detect_leaks=0}
+[[ -x $simclr ]] || { echo "test_cli.sh: $simclr not built (make)"; echo "0 passed, 1 failed"; exit 1; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/simclr-cli-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0 t_start=$SECONDS
+
+# expect NAME RC [-m TEXT]... -- CMD...: runs CMD (60 s limit), wants exit status RC and
+# every TEXT (fixed string) in its stdout+stderr.
+expect() {
+  local name=$1 want=$2 texts=() out rc t0=$SECONDS missing=
+  shift 2
+  while [[ $1 == -m ]]; do texts+=("$2"); shift 2; done
+  [[ $1 == -- ]] && shift
+  out=$(timeout 60 "$@" 2>&1); rc=$?
+  for t in "${texts[@]}"; do grep -qF -- "$t" <<< "$out" || { missing=$t; break; }; done
+  if [[ $rc == "$want" && -z $missing ]]; then
+    passed=$((passed + 1)); printf 'ok   %-58s (%ds)\n' "$name" $((SECONDS - t0))
+  else
+    failed=$((failed + 1))
+    printf 'FAIL %s: exit %s (want %s)%s\n' "$name" "$rc" "$want" "${missing:+; output lacks \"$missing\"}"
+    printf '     + %s\n' "$*"; sed 's/^/     | /' <<< "$out" | tail -25
+  fi
+}
+ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
+bad() { failed=$((failed + 1)); printf 'FAIL %s\n' "$1"; [[ $# -lt 2 ]] || sed 's/^/     | /' <<< "$2" | tail -25; }
+
+# Phase commands (+ PHASE CONFIG ARGS): one rank runs as an MPI singleton (no mpirun: the
+# same code path, and 1 s faster per failing run); two ranks through mpirun.
+np1=("$simclr") np2=("${mpirun[@]}" -np 2 "$simclr")
+
+# ---- usage (no MPI) -----------------------------------------------------------------
+expect "--help exits 0 and lists the phases" 0 -m pretrain -m linear -m finetune -m baseline -m eval -m import \
+  -m "exit codes" -- "$simclr" --help
+expect "--version" 0 -m simclr -- "$simclr" --version
+expect "no arguments: usage, exit 2" 2 -m usage -- "$simclr"
+expect "unknown phase: exit 2 naming it" 2 -m pretrian -- "$simclr" pretrian conf/pretrain.cfg
+expect "phase without a config: exit 2" 2 -- "$simclr" pretrain
+expect "unexpected argument: exit 2" 2 -m bogus -- "$simclr" pretrain conf/pretrain.cfg bogus
+expect "import without --split: exit 2" 2 -- "$simclr" import data/sample/train "$tmp/x"
+expect "import --split with a slash: exit 2" 2 -- "$simclr" import data/sample/train "$tmp/x" --split a/b
+expect "import unknown option: exit 2" 2 -m --frobnicate -- "$simclr" import data/sample/train "$tmp/x" --split t --frobnicate
+
+# ---- data ---------------------------------------------------------------------------
+data=$tmp/data
+expect "import labeled sample" 0 -m "250 images" -- "$simclr" import data/sample/train "$data" --split train --labels-from-folders
+expect "import unlabeled sample" 0 -m "300 images" -- "$simclr" import data/sample/unlabeled "$data" --split unlabeled
+[[ $(stat -c %s "$data/train_X.bin") == $((250 * 27648)) && $(stat -c %s "$data/train_y.bin") == 250 ]] \
+  && ok "imported files have STL-10 sizes" || bad "imported files have STL-10 sizes" "$(ls -l "$data")"
+expect "import a missing folder: exit 4 naming it" 4 -m "$tmp/nope" -- "$simclr" import "$tmp/nope" "$tmp/x" --split t
+cats=(data/sample/train/cat/*.jpg)
+mkdir -p "$tmp/badimg/cls" && cp "${cats[0]}" "$tmp/badimg/cls/" && echo garbage > "$tmp/badimg/cls/x.jpg"
+expect "import a corrupt JPEG: exit 4 naming it" 4 -m "x.jpg" -- "$simclr" import "$tmp/badimg" "$tmp/bad-out" --split t --labels-from-folders
+expect "import --skip-bad: skipped and counted" 0 -m "x.jpg" -m "1 skipped" -- \
+  "$simclr" import "$tmp/badimg" "$tmp/bad-out" --split t --labels-from-folders --skip-bad
+
+# Tiny model and run settings shared by the phase runs below.
+tiny=(--set "data.dir=$data" --set data.eval_per_class=5 --set run.threads=1 --set model.width=8
+      --set model.embed_dim=16 --set model.proj_dim=16 --set train.epochs=1 --set run.log_interval_s=100.0)
+
+# ---- config errors ------------------------------------------------------------------
+expect "missing config file: exit 3 naming it" 3 -m "$tmp/none.cfg" -- "${np1[@]}" pretrain "$tmp/none.cfg"
+expect "bad --set value: exit 3 naming the key" 3 -m train.lr -- "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.lr=abc
+expect "unknown --set key: exit 3 naming it" 3 -m train.lrate -- "${np1[@]}" pretrain conf/pretrain.cfg --set train.lrate=0.1
+expect "--set without '=': exit 2" 2 -- "${np1[@]}" pretrain conf/pretrain.cfg --set train.lr
+printf 'run_dir = "r";\ndata = { dir = "d"; };\ntrain = { lr = 1; };\n' > "$tmp/int-lr.cfg"
+expect "int where float expected: exit 3 with file:line" 3 -m "$tmp/int-lr.cfg:3" -m train.lr -- "${np1[@]}" pretrain "$tmp/int-lr.cfg"
+expect "config error on 2 ranks: exit 3, job ends" 3 -m train.lrate -- "${np2[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.lrate=1.0
+# conf/sample.overrides is applied by jobs/pipeline.sh (make demo): lines "key=value" go to
+# every phase, "PHASE:key=value" to that phase. Each phase must accept its overrides (the
+# run then stops at the missing data folder, exit 4, after the config passed).
+mapfile -t overrides < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' conf/sample.overrides)
+for phase in pretrain linear finetune baseline eval; do
+  args=()
+  for kv in "${overrides[@]}"; do
+    case $kv in
+      *:*) [[ ${kv%%:*} == "$phase" ]] && args+=(--set "${kv#*:}") ;;
+      *) args+=(--set "$kv") ;;
+    esac
+  done
+  expect "conf/sample.overrides valid for $phase" 4 -m "$tmp/no-data" -- \
+    "${np1[@]}" "$phase" "conf/$phase.cfg" --set "run_dir=$tmp/ov-$phase" --set "checkpoint=$tmp/x.h5" "${args[@]}" \
+    --set "data.dir=$tmp/no-data"
+done
+
+# ---- data errors ----------------------------------------------------------------------
+mkdir -p "$tmp/empty"
+expect "data.dir without files: exit 4 naming the file" 4 -m "$tmp/empty/train_X.bin" -- \
+  "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set "data.dir=$tmp/empty" --set "run_dir=$tmp/r-empty"
+corrupt=$tmp/corrupt
+mkdir -p "$corrupt" && cp "$data"/* "$corrupt/" && truncate -s -1000 "$corrupt/unlabeled_X.bin"
+t0=$SECONDS
+expect "corrupt data file on 2 ranks: both end, exit 4 naming it" 4 -m "$corrupt/unlabeled_X.bin" -- \
+  "${np2[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set "data.dir=$corrupt" --set "run_dir=$tmp/r-corrupt"
+((SECONDS - t0 < 30)) && ok "  ... within 30 s ($((SECONDS - t0)) s)" || bad "corrupt data on 2 ranks took $((SECONDS - t0)) s"
+badlab=$tmp/badlabels
+mkdir -p "$badlab" && cp "$data"/* "$badlab/" && printf '\x0b' | dd of="$badlab/train_y.bin" bs=1 seek=17 conv=notrunc status=none
+expect "label 11 in train_y.bin: exit 4 naming file and record" 4 -m "$badlab/train_y.bin" -m "record 17" -- \
+  "${np2[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set "data.dir=$badlab" --set "run_dir=$tmp/r-badlab"
+expect "eval_per_class too large for the data: exit 3" 3 -m data.eval_per_class -- \
+  "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set data.eval_per_class=25 --set "run_dir=$tmp/r-holdout"
+
+# ---- I/O errors -------------------------------------------------------------------------
+touch "$tmp/a-file"
+expect "run_dir under a regular file: exit 5" 5 -m "$tmp/a-file" -- \
+  "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set "run_dir=$tmp/a-file/run"
+
+# ---- checkpoints ------------------------------------------------------------------------
+pre=$tmp/pre
+expect "tiny pretrain (1 epoch) for the checkpoint tests" 0 -- \
+  "${np2[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.batch=100 --set pretrain.probe_batch=0 --set "run_dir=$pre"
+[[ -f $pre/final.h5 && $(cat "$pre/LATEST" 2>/dev/null) == final.h5 ]] && ok "pretrain wrote final.h5 and LATEST" \
+  || bad "pretrain wrote final.h5 and LATEST" "$(ls -l "$pre" 2>&1)"
+expect "eval without a checkpoint file: exit 6 naming it" 6 -m "$tmp/missing.h5" -- \
+  "${np2[@]}" eval conf/eval.cfg "${tiny[@]}" --set "checkpoint=$tmp/missing.h5" --set "run_dir=$tmp/e-missing"
+expect "eval on a pretrain checkpoint: exit 6" 6 -m "$pre/final.h5" -m pretrain -- \
+  "${np2[@]}" eval conf/eval.cfg "${tiny[@]}" --set "checkpoint=$pre/final.h5" --set "run_dir=$tmp/e-pre"
+head -c 5000 "$pre/final.h5" > "$tmp/trunc.h5"
+t0=$SECONDS
+expect "truncated checkpoint on 2 ranks: exit 6 naming it" 6 -m "$tmp/trunc.h5" -- \
+  "${np2[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=20 --set "checkpoint=$tmp/trunc.h5" --set "run_dir=$tmp/f-trunc"
+((SECONDS - t0 < 30)) && ok "  ... within 30 s ($((SECONDS - t0)) s)" || bad "truncated checkpoint on 2 ranks took $((SECONDS - t0)) s"
+expect "finetune from another model width: exit 6 naming tensor and shapes" 6 -m encoder.conv0.weight -m "(8,3,3,3)" -m "(4,3,3,3)" -- \
+  "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set model.width=4 --set train.batch=20 --set "checkpoint=$pre/final.h5" --set "run_dir=$tmp/f-width"
+expect "resume finetune from a pretrain checkpoint: exit 6" 6 -m "$pre/final.h5" -- \
+  "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=20 --set "checkpoint=$pre/final.h5" --set "resume=$pre/final.h5" --set "run_dir=$tmp/f-resume"
+expect "finetune train.batch above the labeled images: exit 3" 3 -m train.batch -- \
+  "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=1000 --set "checkpoint=$pre/final.h5" --set "run_dir=$tmp/f-batch"
+
+echo "test_cli.sh: $((SECONDS - t_start)) s"
+echo "$passed passed, $failed failed"
+((failed == 0))

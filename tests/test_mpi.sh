@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# test_mpi.sh (make test-mpi): tiny end-to-end runs on the bundled sample images that
+# check what only several MPI ranks can show:
+#   - pretrain at 1, 2 and 3 ranks (3: uneven shards of the global batch) gives the same
+#     per-epoch losses (1e-4 relative) and the loss falls from epoch 1 to epoch 2;
+#   - finetune from that checkpoint at 1 and 2 ranks agrees the same way;
+#   - eval writes eval.json (top1, per_class, confusion, n), identical at 1, 2, 3 ranks;
+#   - resume: 2 epochs + resume=auto to 3 equals 3 epochs straight (1e-5); and a run
+#     stopped by SIGUSR1 mid-epoch (exit 75) continues from ckpt-stop.h5 to the same end.
+# Numbers come from RUN_DIR/metrics.jsonl, read with /usr/bin/python3 (json module).
+# Prints one line per check and "N passed, N failed"; exits 1 on any failure.
+#
+# The model is shrunk (width 16) to keep this under a minute on 2 cores. Losses agree
+# across rank counts only up to float rounding, which training amplifies: with some
+# shapes (e.g. width 32) 2 epochs already drift by ~1e-3 even on ONE rank when only
+# run.workspace_mb (the GEMM blocking) changes; these settings stay within ~1e-5.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+build=${BUILD:-build}
+simclr=$build/simclr
+py=/usr/bin/python3
+read -ra mpirun <<< "${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}"
+# Under make asan: Open MPI's own allocations (MCA components, unloaded at exit) read as
+# leaks and would turn every successful run into exit 1; memory errors are still caught.
+export ASAN_OPTIONS=${ASAN_OPTIONS-detect_leaks=0}
+[[ -x $simclr ]] || { echo "test_mpi.sh: $simclr not built (make)"; echo "0 passed, 1 failed"; exit 1; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/simclr-mpi-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0 t_start=$SECONDS
+ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
+bad() { failed=$((failed + 1)); printf 'FAIL %s\n' "$1"; [[ $# -lt 2 ]] || sed 's/^/     | /' <<< "$2" | tail -30; }
+
+# job NAME NP PHASE CONFIG ARGS...: runs one phase (log in $tmp/NAME.log); ok/FAIL by exit 0.
+job() {
+  local name=$1 np=$2 t0=$SECONDS rc
+  timeout 120 "${mpirun[@]}" -np "$np" "$simclr" "${@:3}" > "$tmp/$name.log" 2>&1; rc=$?
+  if ((rc == 0)); then ok "$name ($((SECONDS - t0)) s)"; else bad "$name: exit $rc" "$(cat "$tmp/$name.log")"; fi
+  return $rc
+}
+
+# metrics_agree NAME TOL KEY RUN_DIR...: KEY of every epoch equal (relative TOL) in all
+# RUN_DIRs' metrics.jsonl, with the same number of epochs.
+metrics_agree() {
+  local name=$1 out
+  if out=$("$py" - "$@" <<'EOF' 2>&1
+import json, sys
+_, name, tol, key, *dirs = sys.argv
+tol = float(tol)
+runs = []
+for d in dirs:
+    with open(d + "/metrics.jsonl") as f:
+        runs.append([json.loads(line) for line in f if line.strip()])
+ref = runs[0]
+print("  %s: %s" % (key, " | ".join(" ".join("%.6g" % r[key] for r in run) for run in runs)))
+bad = []
+for d, run in zip(dirs[1:], runs[1:]):
+    if [r["epoch"] for r in run] != [r["epoch"] for r in ref]:
+        bad.append("%s: epochs %s, expected %s" % (d, [r["epoch"] for r in run], [r["epoch"] for r in ref]))
+        continue
+    for a, b in zip(ref, run):
+        rel = abs(a[key] - b[key]) / max(abs(a[key]), 1e-12)
+        if not rel <= tol:
+            bad.append("%s epoch %d: %s %.8g vs %.8g (rel %.2g > %g)" % (d, b["epoch"], key, b[key], a[key], rel, tol))
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+EOF
+  ); then ok "$name"; echo "$out"; else bad "$name" "$out"; fi
+}
+
+# ---- data -----------------------------------------------------------------------------
+data=$tmp/data
+"$simclr" import data/sample/train "$data" --split train --labels-from-folders > "$tmp/import.log" 2>&1 &&
+  "$simclr" import data/sample/unlabeled "$data" --split unlabeled >> "$tmp/import.log" 2>&1 &&
+  ok "import data/sample" || { bad "import data/sample" "$(cat "$tmp/import.log")"; echo "$passed passed, $failed failed"; exit 1; }
+
+model=(--set model.width=16 --set model.embed_dim=64 --set model.proj_dim=64)
+common=(--set "data.dir=$data" --set data.eval_per_class=5 --set run.threads=1 --set run.log_interval_s=1000.0
+        "${model[@]}")
+pre=(conf/pretrain.cfg "${common[@]}" --set train.batch=32 --set pretrain.probe_batch=0)
+
+# ---- pretrain: 1, 2, 3 ranks -----------------------------------------------------------
+for np in 1 2 3; do
+  job "pretrain 2 epochs, $np rank(s)" "$np" pretrain "${pre[@]}" --set train.epochs=2 --set "run_dir=$tmp/pre$np"
+done
+metrics_agree "pretrain losses agree at 1, 2, 3 ranks (1e-4)" 1e-4 loss "$tmp/pre1" "$tmp/pre2" "$tmp/pre3"
+metrics_agree "pretrain contrastive accuracy agrees at 1, 2, 3 ranks (1e-3)" 1e-3 contrastive_acc "$tmp/pre1" "$tmp/pre2" "$tmp/pre3"
+if out=$("$py" - "$tmp/pre1/metrics.jsonl" <<'EOF' 2>&1
+import json, sys
+m = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert [r["epoch"] for r in m] == [1, 2], m
+assert [r["step"] for r in m] == [15, 30], [r["step"] for r in m]  # 500 images / 32 = 15 steps
+print("  epoch losses %.6g -> %.6g" % (m[0]["loss"], m[1]["loss"]))
+sys.exit(0 if m[1]["loss"] < m[0]["loss"] else 1)
+EOF
+); then ok "pretrain loss falls from epoch 1 to 2 (15 steps/epoch)"; echo "$out"; else bad "pretrain loss falls from epoch 1 to 2" "$out"; fi
+files_ok=1
+for np in 1 2 3; do
+  [[ -f $tmp/pre$np/final.h5 && $(cat "$tmp/pre$np/LATEST" 2>/dev/null) == final.h5 ]] || { files_ok=0; bad "pre$np: final.h5 and LATEST" "$(ls -l "$tmp/pre$np")"; continue; }
+  grep -q "\"world_size\":$np" "$tmp/pre$np/metrics.jsonl" || { files_ok=0; bad "pre$np: metrics world_size $np"; }
+done
+((files_ok)) && ok "final.h5, LATEST and world_size written at every rank count"
+
+# The online linear probe (labeled images each step, encoder frozen): 1 epoch, 1 vs 3 ranks
+# (a probe batch of 20 splits 7/7/6).
+for np in 1 3; do
+  job "pretrain with probe, $np rank(s)" "$np" pretrain "${pre[@]}" --set train.epochs=1 --set pretrain.probe_batch=20 \
+    --set "run_dir=$tmp/probe$np"
+done
+metrics_agree "probe losses agree at 1, 3 ranks (1e-4)" 1e-4 probe_loss "$tmp/probe1" "$tmp/probe3"
+if out=$("$py" - "$tmp/pre1/metrics.jsonl" "$tmp/probe1/metrics.jsonl" <<'EOF' 2>&1
+import json, sys
+a, b = (json.loads(open(p).readline()) for p in sys.argv[1:])
+print("  epoch 1 loss %.6g without the probe, %.6g with it" % (a["loss"], b["loss"]))
+sys.exit(0 if abs(a["loss"] - b["loss"]) <= 1e-6 * a["loss"] else 1)
+EOF
+); then ok "the probe leaves the contrastive loss unchanged (frozen encoder)"; echo "$out"; else bad "the probe leaves the contrastive loss unchanged" "$out"; fi
+
+# ---- finetune: 1, 2 ranks --------------------------------------------------------------
+fine=(conf/finetune.cfg "${common[@]}" --set train.batch=20 --set train.epochs=1 --set "checkpoint=$tmp/pre1/final.h5")
+for np in 1 2; do
+  job "finetune 1 epoch, $np rank(s)" "$np" finetune "${fine[@]}" --set "run_dir=$tmp/fine$np"
+done
+metrics_agree "finetune losses agree at 1, 2 ranks (1e-4)" 1e-4 loss "$tmp/fine1" "$tmp/fine2"
+grep -q "encoder from $tmp/pre1/final.h5" "$tmp/finetune 1 epoch, 1 rank(s).log" && ok "finetune started from the pretrain encoder" \
+  || bad "finetune started from the pretrain encoder" "$(cat "$tmp/finetune 1 epoch, 1 rank(s).log")"
+
+# ---- eval: 1, 2, 3 ranks ---------------------------------------------------------------
+for np in 1 2 3; do
+  job "eval, $np rank(s)" "$np" eval conf/eval.cfg "${common[@]}" --set "checkpoint=$tmp/fine1/final.h5" --set "run_dir=$tmp/eval$np"
+done
+if out=$("$py" - "$tmp/eval1/eval.json" "$tmp/eval2/eval.json" "$tmp/eval3/eval.json" <<'EOF' 2>&1
+import json, sys
+runs = [json.load(open(p)) for p in sys.argv[1:]]
+e = runs[0]
+C = 10
+assert e["n"] == 50, e["n"]                      # 5 held out per class x 10 classes
+assert len(e["per_class"]) == C and len(e["confusion"]) == C and all(len(r) == C for r in e["confusion"])
+assert sum(map(sum, e["confusion"])) == e["n"]
+assert all(sum(r) == 5 for r in e["confusion"]), "rows are the true classes, 5 each"
+diag = sum(e["confusion"][i][i] for i in range(C))
+assert abs(e["top1"] - diag / e["n"]) < 1e-6, (e["top1"], diag)
+for i in range(C):
+    assert abs(e["per_class"][i] - e["confusion"][i][i] / 5) < 1e-6, i
+assert e["trained_phase"] == "finetune"
+assert e["class_names"][0] == "airplane" and e["class_names"][9] == "truck", e["class_names"]
+for r in runs[1:]:
+    assert r["confusion"] == e["confusion"] and r["top1"] == e["top1"], "eval differs across rank counts"
+print("  top1 %.3f, n %d, world sizes %s" % (e["top1"], e["n"], [r["world_size"] for r in runs]))
+EOF
+); then ok "eval.json: top1, per_class, confusion, n consistent and equal at 1, 2, 3 ranks"; echo "$out"
+else bad "eval.json contents" "$out"; fi
+
+# ---- resume ----------------------------------------------------------------------------
+job "pretrain 3 epochs straight" 2 pretrain "${pre[@]}" --set train.epochs=3 --set "run_dir=$tmp/straight"
+job "pretrain 2 epochs" 2 pretrain "${pre[@]}" --set train.epochs=2 --set "run_dir=$tmp/resumed"
+job "pretrain resume=auto to 3 epochs" 2 pretrain "${pre[@]}" --set train.epochs=3 --set resume=auto --set "run_dir=$tmp/resumed"
+grep -q "resumed from $tmp/resumed/final.h5 (epoch 2" "$tmp/pretrain resume=auto to 3 epochs.log" && ok "resume=auto found LATEST (final.h5, epoch 2)" \
+  || bad "resume=auto found LATEST" "$(cat "$tmp/pretrain resume=auto to 3 epochs.log")"
+metrics_agree "2 epochs + resume to 3 equals 3 straight (1e-5)" 1e-5 loss "$tmp/straight" "$tmp/resumed"
+
+# Resume at another rank count: 2 epochs written by 2 ranks, epoch 3 on 3 ranks.
+cp -r "$tmp/pre2" "$tmp/elastic"
+job "pretrain resume=auto at 3 ranks from a 2-rank run" 3 pretrain "${pre[@]}" --set train.epochs=3 --set "run_dir=$tmp/elastic"
+metrics_agree "2 epochs on 2 ranks + 1 on 3 ranks equals 3 straight (1e-4)" 1e-4 loss "$tmp/straight" "$tmp/elastic"
+
+# Stop with SIGUSR1 (mpirun forwards it) once epoch 1 is logged: exit 75 after writing
+# ckpt-stop.h5 mid-epoch 2; resume=auto continues; epoch 3 equals the straight run.
+stop=$tmp/stopped
+"${mpirun[@]}" -np 2 "$simclr" pretrain "${pre[@]}" --set train.epochs=3 --set "run_dir=$stop" > "$tmp/stop.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do grep -qs '"epoch":1' "$stop/metrics.jsonl" && break; kill -0 "$pid" 2> /dev/null || break; sleep 0.05; done
+kill -USR1 "$pid" 2> /dev/null
+wait "$pid"; rc=$?
+if ((rc == 75)) && [[ $(cat "$stop/LATEST" 2>/dev/null) == ckpt-stop.h5 ]]; then
+  ok "SIGUSR1: exit 75 with ckpt-stop.h5 as LATEST ($(grep -o 'stopped by signal at epoch [0-9]*, step [0-9]*' "$tmp/stop.log"))"
+  job "resume=auto after the stop" 2 pretrain "${pre[@]}" --set train.epochs=3 --set "run_dir=$stop"
+  grep -q "resumed from $stop/ckpt-stop.h5" "$tmp/resume=auto after the stop.log" && ok "resumed from ckpt-stop.h5" \
+    || bad "resumed from ckpt-stop.h5" "$(cat "$tmp/resume=auto after the stop.log")"
+  if out=$("$py" - "$tmp/straight/metrics.jsonl" "$stop/metrics.jsonl" <<'EOF' 2>&1
+import json, sys
+a, b = ([json.loads(l) for l in open(p) if l.strip()] for p in sys.argv[1:])
+last_a, last_b = a[-1], b[-1]
+assert last_b["epoch"] == 3 and last_b["step"] == last_a["step"] == 45, (last_a, last_b)
+rel = abs(last_a["loss"] - last_b["loss"]) / last_a["loss"]
+print("  epoch 3 loss %.6g (straight) vs %.6g (stopped + resumed), rel %.2g" % (last_a["loss"], last_b["loss"], rel))
+sys.exit(0 if rel <= 1e-5 else 1)
+EOF
+  ); then ok "stopped mid-epoch + resumed equals 3 straight at epoch 3 (1e-5)"; echo "$out"
+  else bad "stopped mid-epoch + resumed equals 3 straight" "$out"; fi
+elif ((rc == 0)); then
+  bad "SIGUSR1 arrived after the run finished (machine too fast?): stop/resume not tested" "$(tail -5 "$tmp/stop.log")"
+else
+  bad "SIGUSR1: exit $rc (want 75), LATEST $(cat "$stop/LATEST" 2>/dev/null)" "$(cat "$tmp/stop.log")"
+fi
+
+echo "test_mpi.sh: $((SECONDS - t_start)) s"
+echo "$passed passed, $failed failed"
+((failed == 0))
