@@ -16,7 +16,7 @@ LDLIBS += $(shell pkg-config --libs $(PKGS)) -lblis -lm
 BUILD ?= build
 
 CORE := common gemm layers loss optim augment model data
-ALL := $(CORE) dist config checkpoint phases
+ALL := $(CORE) dist ntxent_dist config checkpoint phases
 OBJ := $(ALL:%=$(BUILD)/%.o)
 TESTS := test_layers test_loss test_core test_data test_checkpoint test_config
 
@@ -24,7 +24,8 @@ TESTS := test_layers test_loss test_core test_data test_checkpoint test_config
 all: $(BUILD)/simclr
 
 $(BUILD)/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/simclr: $(OBJ) $(BUILD)/main.o
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -40,10 +41,19 @@ $(BUILD)/test_%: tests/test_%.c $(OBJ) $(wildcard tests/*.h) | $(BUILD)
 test: $(BUILD)/simclr $(TESTS:%=$(BUILD)/%)
 	BUILD=$(BUILD) tests/run_tests.sh $(TESTS) test_cli.sh
 
-test-mpi: $(BUILD)/simclr
+# test_dist_chunk: the distributed tests with every collective split into chunks of 7
+$(BUILD)/dist_chunk.o: src/dist.c $(wildcard include/*.h) | $(BUILD)
+	$(CC) $(CFLAGS) -DDIST_CHUNK=7 -c $< -o $@
+
+$(BUILD)/test_dist_chunk: tests/test_dist.c $(filter-out $(BUILD)/dist.o,$(OBJ)) $(BUILD)/dist_chunk.o $(wildcard tests/*.h)
+	$(CC) $(CFLAGS) -Itests $< $(filter-out $(BUILD)/dist.o,$(OBJ)) $(BUILD)/dist_chunk.o -o $@ $(LDFLAGS) $(LDLIBS) -lcmocka
+
+MPI_TESTS := $(BUILD)/simclr $(BUILD)/test_dist $(BUILD)/test_dist_chunk
+
+test-mpi: $(MPI_TESTS)
 	BUILD=$(BUILD) tests/run_tests.sh test_mpi.sh
 
-check: $(BUILD)/simclr $(TESTS:%=$(BUILD)/%)
+check: $(MPI_TESTS) $(TESTS:%=$(BUILD)/%)
 	BUILD=$(BUILD) tests/run_tests.sh $(TESTS) test_cli.sh test_mpi.sh
 
 demo: $(BUILD)/simclr

@@ -5,6 +5,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common.h"
 
@@ -84,34 +85,55 @@ void dist_bcast(void *buf, size_t n, int root)
     g_comm += MPI_Wtime() - t0;
 }
 
-/* int counts and displacements for the v-collectives; all must fit in int */
-static void int_counts(const size_t *counts, int *ic, int *disp)
+/* int counts and displacements of the v-collectives; returns 0 when some count or offset
+ * exceeds the chunk limit (then the chunked fallbacks below are used). */
+static int int_counts(const size_t *counts)
 {
     size_t off = 0;
     for (int r = 0; r < g_world; r++) {
-        if (counts[r] > DIST_CHUNK || off > DIST_CHUNK)
-            fatal(EXIT_INTERNAL, "all-gather block of %zu floats exceeds the MPI count limit", counts[r]);
-        ic[r] = (int)counts[r];
-        disp[r] = (int)off;
+        if (counts[r] > DIST_CHUNK || off > DIST_CHUNK) return 0;
+        g_ic[r] = (int)counts[r];
+        g_disp[r] = (int)off;
         off += counts[r];
     }
+    return 1;
 }
 
 void dist_allgatherv_f(const float *send, float *recv, const size_t *counts)
 {
-    int *ic = g_ic, *disp = g_disp;
-    int_counts(counts, ic, disp);
     double t0 = MPI_Wtime();
-    MPI_Allgatherv(send, ic[g_rank], MPI_FLOAT, recv, ic, disp, MPI_FLOAT, MPI_COMM_WORLD);
+    if (int_counts(counts)) {
+        MPI_Allgatherv(send, g_ic[g_rank], MPI_FLOAT, recv, g_ic, g_disp, MPI_FLOAT, MPI_COMM_WORLD);
+    } else { /* big counts: each rank broadcasts its block in chunks */
+        size_t off = 0;
+        for (int r = 0; r < g_world; r++) {
+            if (r == g_rank) memcpy(recv + off, send, counts[r] * sizeof *recv);
+            for (size_t done = 0; done < counts[r]; done += DIST_CHUNK) {
+                size_t c = counts[r] - done < DIST_CHUNK ? counts[r] - done : DIST_CHUNK;
+                MPI_Bcast(recv + off + done, (int)c, MPI_FLOAT, r, MPI_COMM_WORLD);
+            }
+            off += counts[r];
+        }
+    }
     g_comm += MPI_Wtime() - t0;
 }
 
 void dist_reduce_scatter_f(const float *send, float *recv, const size_t *counts)
 {
-    int *ic = g_ic, *disp = g_disp;
-    int_counts(counts, ic, disp);
     double t0 = MPI_Wtime();
-    MPI_Reduce_scatter(send, recv, ic, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    if (int_counts(counts)) {
+        MPI_Reduce_scatter(send, recv, g_ic, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    } else { /* big counts: block r is reduced to rank r in chunks */
+        size_t off = 0;
+        for (int r = 0; r < g_world; r++) {
+            for (size_t done = 0; done < counts[r]; done += DIST_CHUNK) {
+                size_t c = counts[r] - done < DIST_CHUNK ? counts[r] - done : DIST_CHUNK;
+                MPI_Reduce(send + off + done, r == g_rank ? recv + done : NULL, (int)c, MPI_FLOAT, MPI_SUM, r,
+                           MPI_COMM_WORLD);
+            }
+            off += counts[r];
+        }
+    }
     g_comm += MPI_Wtime() - t0;
 }
 

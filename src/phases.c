@@ -25,6 +25,7 @@
 #include "gemm.h"
 #include "loss.h"
 #include "model.h"
+#include "ntxent_dist.h"
 #include "optim.h"
 
 /* ---- run context ------------------------------------------------------------------ */
@@ -453,23 +454,12 @@ static int pretrain(run_ctx *r)
     if (GP > r->train.n) fatal(EXIT_CONFIG, "%s: pretrain.probe_batch = %zu exceeds the %zu labeled images", c->config_path, GP, r->train.n);
     const size_t probe_spe = GP ? steps_per_epoch(r->train.n, GP) : 0;
 
-    size_t *counts = xcalloc((size_t)r->world, sizeof *counts, "counts");
-    size_t *fcounts = xcalloc((size_t)r->world, sizeof *fcounts, "counts");
-    for (int q = 0; q < r->world; q++) {
-        size_t b;
-        shard_range(G, r->world, q, &b, &counts[q]);
-        fcounts[q] = 2 * counts[q] * D;
-    }
-    size_t lbegin, ln;
-    shard_range(G, r->world, r->rank, &lbegin, &ln);
-    int64_t *partner = xcalloc(2 * G, sizeof *partner, "partners");
-    ntxent_partners(counts, r->world, partner);
+    ntxent_dist nt;
+    ntxent_dist_init(&nt, G, D, r->world, r->rank);
+    const size_t ln = nt.n_local;
     float *zn = xcalloc(2 * ln * D, sizeof(float), "normalised projections");
     float *norm = xcalloc(2 * ln, sizeof(float), "projection norms");
-    float *zall = xcalloc(2 * G * D, sizeof(float), "all-gathered projections");
-    float *dzall = xcalloc(2 * G * D, sizeof(float), "gathered projection gradients");
     float *dzn = xcalloc(2 * ln * D, sizeof(float), "projection gradients");
-    float *sim = xcalloc(2 * ln * 2 * G, sizeof(float), "similarities");
     int64_t *perm = xcalloc(N, sizeof *perm, "permutation");
     int64_t *pperm = xcalloc(r->train.n ? r->train.n : 1, sizeof *pperm, "probe permutation");
     const aug_cfg *aug = &c->aug_contrastive;
@@ -495,13 +485,9 @@ static int pretrain(run_ctx *r)
             encoder_forward(m, 2 * n);
             head_forward(m, 2 * n);
             l2norm_forward(m->proj, zn, norm, 2 * n, D);
-            dist_allgatherv_f(zn, zall, fcounts);
-            memset(dzall, 0, 2 * G * D * sizeof(float));
             size_t correct = 0;
-            double loss = ntxent_rows(zall, 2 * G, D, partner, 2 * b, 2 * n, (float)c->pretrain.temperature,
-                                      1.0f / (float)(2 * G), dzall, &correct, sim);
+            double loss = ntxent_dist_step(&nt, zn, (float)c->pretrain.temperature, dzn, &correct);
             if (fault(r, "nan")) loss = NAN;
-            dist_reduce_scatter_f(dzall, dzn, fcounts);
             l2norm_backward(zn, norm, dzn, m->dproj, 2 * n, D);
             model_zero_grad(m, GROUP_ENCODER, GROUP_CLASSIFIER);
             head_backward(m, 2 * n);
@@ -560,8 +546,8 @@ static int pretrain(run_ctx *r)
         }
     }
     save_checkpoint(r, c->train.epochs, "final.h5");
-    free(counts), free(fcounts), free(partner), free(zn), free(norm), free(zall), free(dzall), free(dzn), free(sim),
-        free(perm), free(pperm);
+    ntxent_dist_free(&nt);
+    free(zn), free(norm), free(dzn), free(perm), free(pperm);
     return 0;
 }
 

@@ -6,7 +6,12 @@
 #   - finetune from that checkpoint at 1 and 2 ranks agrees the same way;
 #   - eval writes eval.json (top1, per_class, confusion, n), identical at 1, 2, 3 ranks;
 #   - resume: 2 epochs + resume=auto to 3 equals 3 epochs straight (1e-5); and a run
-#     stopped by SIGUSR1 mid-epoch (exit 75) continues from ckpt-stop.h5 to the same end.
+#     stopped by SIGUSR1 mid-epoch (exit 75) continues from ckpt-stop.h5 to the same end;
+#   - the distributed NT-Xent (build/test_dist) equals the one-process loss and gradients and
+#     passes finite differences through the all-gather at 1, 2, 3 ranks, also with every
+#     collective chunked (build/test_dist_chunk, DIST_CHUNK=7);
+#   - a failure that only rank 1 of 2 sees (missing data, short reads, NaN loss, a dying
+#     rank; injected with SIMCLR_FAULT) ends both ranks within 10 s with one clear message.
 # Numbers come from RUN_DIR/metrics.jsonl, read with /usr/bin/python3 (json module).
 # Prints one line per check and "N passed, N failed"; exits 1 on any failure.
 #
@@ -192,6 +197,34 @@ elif ((rc == 0)); then
 else
   bad "SIGUSR1: exit $rc (want 75), LATEST $(cat "$stop/LATEST" 2>/dev/null)" "$(cat "$tmp/stop.log")"
 fi
+
+# ---- distributed NT-Xent (build/test_dist): vs one process and finite differences through
+# the all-gather, at 1, 2, 3 ranks; and with every collective chunked (DIST_CHUNK=7).
+dist_test() {  # dist_test PROGRAM NP
+  local out rc
+  out=$(timeout 60 "${mpirun[@]}" -np "$2" "$build/$1" 2>&1); rc=$?
+  if ((rc == 0)) && grep -q 'PASSED  \] 3 test' <<< "$out"; then ok "$1 at $2 ranks"; grep '^  world' <<< "$out"
+  else bad "$1 at $2 ranks: exit $rc" "$out"; fi
+}
+for np in 1 2 3; do dist_test test_dist "$np"; done
+dist_test test_dist_chunk 3
+
+# ---- a failure that only rank 1 of 2 sees ends every rank quickly with one clear message
+# (SIMCLR_FAULT injects it: src/phases.c, fault()).
+fault_test() {  # fault_test KIND WANT_RC MESSAGE_REGEX
+  local t0 rc dt
+  t0=$(date +%s%N)
+  SIMCLR_FAULT="$1@1" timeout 60 "${mpirun[@]}" -x SIMCLR_FAULT -np 2 "$simclr" pretrain "${pre[@]}" \
+    --set "run_dir=$tmp/fault-$1" > "$tmp/fault-$1.log" 2>&1; rc=$?
+  dt=$(( ($(date +%s%N) - t0) / 1000000 ))
+  if ((rc == $2)) && ((dt < 10000)) && grep -Eq "$3" "$tmp/fault-$1.log"; then
+    ok "fault '$1' on rank 1 of 2: exit $rc after $dt ms, message: $(grep -Em1 "$3" "$tmp/fault-$1.log")"
+  else bad "fault '$1' on rank 1 of 2: exit $rc (want $2) after $dt ms (limit 10000)" "$(cat "$tmp/fault-$1.log")"; fi
+}
+fault_test missing 4 'rank 1\] simclr: error: .*train_X.bin: cannot open'
+fault_test short 4 'rank 1\] simclr: error: .*_X.bin: record [0-9]+: short read'
+fault_test nan 7 'simclr: error: pretrain: non-finite loss at epoch 1, step 1'
+fault_test die 9 'exited|non-zero status'
 
 echo "test_mpi.sh: $((SECONDS - t_start)) s"
 echo "$passed passed, $failed failed"
