@@ -44,7 +44,13 @@ void dist_gather_text(const char *line, char *all, size_t len);
 /* Chunk limit used by the chunked calls (elements per MPI call). */
 size_t dist_chunk_limit(void);
 
-/* Seconds spent inside collectives since the last call (then reset): for benchmarks. */
-double dist_comm_seconds(void);
+/* Kinds of collectives timed separately. */
+enum { DIST_ALLGATHER, DIST_REDUCE_SCATTER, DIST_ALLREDUCE, DIST_OTHER, DIST_NOPS };
+
+/* Seconds spent inside collectives since the last call, then reset; waiting for the
+ * slowest rank is included. Returns the total; per_kind (DIST_NOPS, or NULL) gets the split:
+ * all-gather and reduce-scatter of the projections, allreduce of the parameter gradients,
+ * other (small allreduces of statistics and error agreement, broadcasts). */
+double dist_comm_seconds(double *per_kind);
 
 #endif

@@ -14,7 +14,7 @@
 #endif
 
 static int g_rank, g_world, g_local;
-static double g_comm;
+static double g_comm[DIST_NOPS]; /* seconds inside collectives, per kind */
 static int *g_ic, *g_disp; /* per-rank counts / displacements, allocated once */
 
 static void abort_hook(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
@@ -47,31 +47,35 @@ int dist_world(void) { return g_world; }
 int dist_local_size(void) { return g_local; }
 size_t dist_chunk_limit(void) { return DIST_CHUNK; }
 
-double dist_comm_seconds(void)
+double dist_comm_seconds(double *per_kind)
 {
-    double t = g_comm;
-    g_comm = 0.0;
+    double t = 0.0;
+    for (int k = 0; k < DIST_NOPS; k++) {
+        if (per_kind) per_kind[k] = g_comm[k];
+        t += g_comm[k];
+        g_comm[k] = 0.0;
+    }
     return t;
 }
 
-static void allreduce(void *buf, size_t n, MPI_Datatype type, size_t elem, MPI_Op op)
+static void allreduce(void *buf, size_t n, MPI_Datatype type, size_t elem, MPI_Op op, int kind)
 {
     double t0 = MPI_Wtime();
     for (size_t done = 0; done < n; done += DIST_CHUNK) {
         size_t c = n - done < DIST_CHUNK ? n - done : DIST_CHUNK;
         MPI_Allreduce(MPI_IN_PLACE, (char *)buf + done * elem, (int)c, type, op, MPI_COMM_WORLD);
     }
-    g_comm += MPI_Wtime() - t0;
+    g_comm[kind] += MPI_Wtime() - t0;
 }
 
-void dist_allreduce_sum_f(float *buf, size_t n) { allreduce(buf, n, MPI_FLOAT, sizeof *buf, MPI_SUM); }
-void dist_allreduce_sum_d(double *buf, size_t n) { allreduce(buf, n, MPI_DOUBLE, sizeof *buf, MPI_SUM); }
-void dist_allreduce_sum_i64(int64_t *buf, size_t n) { allreduce(buf, n, MPI_INT64_T, sizeof *buf, MPI_SUM); }
+void dist_allreduce_sum_f(float *buf, size_t n) { allreduce(buf, n, MPI_FLOAT, sizeof *buf, MPI_SUM, DIST_ALLREDUCE); }
+void dist_allreduce_sum_d(double *buf, size_t n) { allreduce(buf, n, MPI_DOUBLE, sizeof *buf, MPI_SUM, DIST_OTHER); }
+void dist_allreduce_sum_i64(int64_t *buf, size_t n) { allreduce(buf, n, MPI_INT64_T, sizeof *buf, MPI_SUM, DIST_OTHER); }
 
 int dist_all_ok(int ok)
 {
     int v = ok != 0;
-    allreduce(&v, 1, MPI_INT, sizeof v, MPI_MIN);
+    allreduce(&v, 1, MPI_INT, sizeof v, MPI_MIN, DIST_OTHER);
     return v;
 }
 
@@ -82,7 +86,7 @@ void dist_bcast(void *buf, size_t n, int root)
         size_t c = n - done < DIST_CHUNK ? n - done : DIST_CHUNK;
         MPI_Bcast((char *)buf + done, (int)c, MPI_BYTE, root, MPI_COMM_WORLD);
     }
-    g_comm += MPI_Wtime() - t0;
+    g_comm[DIST_OTHER] += MPI_Wtime() - t0;
 }
 
 /* int counts and displacements of the v-collectives; returns 0 when some count or offset
@@ -115,7 +119,7 @@ void dist_allgatherv_f(const float *send, float *recv, const size_t *counts)
             off += counts[r];
         }
     }
-    g_comm += MPI_Wtime() - t0;
+    g_comm[DIST_ALLGATHER] += MPI_Wtime() - t0;
 }
 
 void dist_reduce_scatter_f(const float *send, float *recv, const size_t *counts)
@@ -134,7 +138,7 @@ void dist_reduce_scatter_f(const float *send, float *recv, const size_t *counts)
             off += counts[r];
         }
     }
-    g_comm += MPI_Wtime() - t0;
+    g_comm[DIST_REDUCE_SCATTER] += MPI_Wtime() - t0;
 }
 
 void dist_gather_text(const char *line, char *all, size_t len)

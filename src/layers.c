@@ -119,11 +119,22 @@ void conv_backward(const conv_geom *g, const float *x, const float *w, const flo
 {
     const size_t hw = (size_t)g->hout * g->wout, kk = (size_t)g->cin * g->k * g->k;
     const size_t len = n * hw;
-    if (y) relu_backward(y, dy, (size_t)g->cout * len);
-    for (int co = 0; co < g->cout; co++) {
-        const float *d = dy + (size_t)co * len;
+    for (int co = 0; co < g->cout; co++) { /* ReLU mask and bias gradient in one pass */
+        float *d = dy + (size_t)co * len;
+        const float *yc = y ? y + (size_t)co * len : NULL;
         double s = 0.0;
-        for (size_t i = 0; i < len; i++) s += d[i];
+        for (size_t i0 = 0; i0 < len; i0 += 4096) { /* float partial sums of 4096, added in double */
+            size_t i1 = len - i0 < 4096 ? len : i0 + 4096;
+            float part = 0.0f;
+            if (yc)
+                for (size_t i = i0; i < i1; i++) {
+                    d[i] = yc[i] > 0.0f ? d[i] : 0.0f;
+                    part += d[i];
+                }
+            else
+                for (size_t i = i0; i < i1; i++) part += d[i];
+            s += part;
+        }
         db[co] += (float)s;
     }
     if (dx) memset(dx, 0, (size_t)g->cin * n * g->hin * g->win * sizeof *dx);

@@ -476,7 +476,7 @@ static int pretrain(run_ctx *r)
         size_t done = 0, pdone = 0;
         progress pg = {now_s(), now_s()};
         r->t_data = 0.0;
-        dist_comm_seconds();
+        dist_comm_seconds(NULL);
         size_t s0 = epoch == r->start_epoch ? (size_t)r->skip_steps : 0;
         for (size_t s = s0; s < spe; s++) {
             size_t b, n;
@@ -527,14 +527,15 @@ static int pretrain(run_ctx *r)
             progress_line(r, &pg, epoch, s, spe, sums[0] / (double)done, sums[1] / (double)(2 * G * done), G * done);
             if (stop_requested(r, epoch)) return EXIT_REQUEUE;
         }
-        double secs = now_s() - pg.t_epoch, comm = dist_comm_seconds();
+        double kinds[DIST_NOPS], secs = now_s() - pg.t_epoch, comm = dist_comm_seconds(kinds);
         char a[32], b2[32], c2[32], d2[32];
         metrics_line(r, "{\"phase\":\"pretrain\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"contrastive_acc\":%s%s%s%s%s,"
-                     "\"images_per_s\":%.2f,\"seconds\":%.3f,\"data_s\":%.3f,\"comm_s\":%.3f,\"max_rss_mib\":%.1f,\"world_size\":%d}\n", epoch + 1, (long long)r->step,
+                     "\"images_per_s\":%.2f,\"seconds\":%.3f,\"data_s\":%.3f,\"comm_s\":%.3f,\"allgather_s\":%.3f,\"reduce_scatter_s\":%.3f,\"allreduce_s\":%.3f,\"max_rss_mib\":%.1f,\"world_size\":%d}\n", epoch + 1, (long long)r->step,
                      jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(2 * G * done) : NAN),
                      GP ? ",\"probe_loss\":" : "", GP ? jnum(c2, pdone ? sums[2] / (double)pdone : NAN) : "",
                      GP ? ",\"probe_acc\":" : "", GP ? jnum(d2, pdone ? sums[3] / (double)(GP * pdone) : NAN) : "",
-                     (double)(G * done) / secs, secs, r->t_data, comm, max_rss_mib(), r->world);
+                     (double)(G * done) / secs, secs, r->t_data, comm, kinds[DIST_ALLGATHER], kinds[DIST_REDUCE_SCATTER],
+                     kinds[DIST_ALLREDUCE], max_rss_mib(), r->world);
         if (r->rank == 0)
             printf("pretrain epoch %d/%d: loss %.4f contrastive acc %.3f%s | %.1f img/s, %.1f s\n", epoch + 1,
                    c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(2 * G * done) : 0.0,
@@ -579,7 +580,7 @@ static int classify(run_ctx *r)
         size_t done = 0;
         progress pg = {now_s(), now_s()};
         r->t_data = 0.0;
-        dist_comm_seconds();
+        dist_comm_seconds(NULL);
         size_t s0 = epoch == r->start_epoch ? (size_t)r->skip_steps : 0;
         for (size_t s = s0; s < spe; s++) {
             size_t b, n;
@@ -606,13 +607,14 @@ static int classify(run_ctx *r)
             progress_line(r, &pg, epoch, s, spe, sums[0] / (double)done, sums[1] / (double)(G * done), G * done);
             if (stop_requested(r, epoch)) return EXIT_REQUEUE;
         }
-        double secs = now_s() - pg.t_epoch, comm = dist_comm_seconds();
+        double kinds[DIST_NOPS], secs = now_s() - pg.t_epoch, comm = dist_comm_seconds(kinds);
         double top1 = evaluate(r, &r->eval, confusion);
         char a[32], b2[32];
         metrics_line(r, "{\"phase\":\"%s\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"train_acc\":%s,\"eval_top1\":%.6f,"
-                     "\"images_per_s\":%.2f,\"seconds\":%.3f,\"data_s\":%.3f,\"comm_s\":%.3f,\"max_rss_mib\":%.1f,\"world_size\":%d}\n", c->phase, epoch + 1, (long long)r->step,
+                     "\"images_per_s\":%.2f,\"seconds\":%.3f,\"data_s\":%.3f,\"comm_s\":%.3f,\"allgather_s\":%.3f,\"reduce_scatter_s\":%.3f,\"allreduce_s\":%.3f,\"max_rss_mib\":%.1f,\"world_size\":%d}\n", c->phase, epoch + 1, (long long)r->step,
                      jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(G * done) : NAN), top1,
-                     (double)(G * done) / secs, secs, r->t_data, comm, max_rss_mib(), r->world);
+                     (double)(G * done) / secs, secs, r->t_data, comm, kinds[DIST_ALLGATHER], kinds[DIST_REDUCE_SCATTER],
+                     kinds[DIST_ALLREDUCE], max_rss_mib(), r->world);
         if (r->rank == 0)
             printf("%s epoch %d/%d: loss %.4f train acc %.3f eval top-1 %.2f%% | %.1f img/s, %.1f s\n", c->phase, epoch + 1,
                    c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(G * done) : 0.0,
