@@ -440,6 +440,29 @@ static void check_steps_agree(const run_ctx *r, size_t n, size_t spe)
               (long long)root[0], (long long)root[1]);
 }
 
+/* Start of an epoch: the ranks agree on the step count, the epoch's permutation of the N
+ * items (keyed by seed, epoch and the data set's salt), timers reset. Returns the first
+ * step to run (> 0 only in the epoch a mid-epoch checkpoint resumed). */
+static size_t epoch_begin(run_ctx *r, int64_t *perm, size_t N, size_t spe, int epoch, uint64_t salt, progress *pg)
+{
+    check_steps_agree(r, N, spe);
+    permute(perm, N, rng_key((uint64_t)r->cfg.seed, (uint64_t)epoch, salt, 0));
+    pg->t_epoch = pg->t_last = now_s();
+    r->t_data = 0.0;
+    dist_comm_seconds(NULL);
+    return epoch == r->start_epoch ? (size_t)r->skip_steps : 0;
+}
+
+/* End of an epoch: a checkpoint every run.checkpoint_every epochs and after the last. */
+static void epoch_end(run_ctx *r, int epoch)
+{
+    if ((epoch + 1) % r->cfg.run.checkpoint_every == 0 || epoch + 1 == r->cfg.train.epochs) {
+        char name[64];
+        snprintf(name, sizeof name, "ckpt-epoch%04d.h5", epoch + 1);
+        save_checkpoint(r, epoch + 1, name);
+    }
+}
+
 /* ---- pretrain ---------------------------------------------------------------------- */
 
 static int pretrain(run_ctx *r)
@@ -470,14 +493,10 @@ static int pretrain(run_ctx *r)
                "%zu steps/epoch, temperature %g%s\n", N, G, 2 * G, 2 * ln, r->world, spe, c->pretrain.temperature,
                GP ? ", online linear probe on" : "");
     for (int epoch = r->start_epoch; epoch < c->train.epochs; epoch++) {
-        check_steps_agree(r, N, spe);
-        permute(perm, N, rng_key((uint64_t)c->seed, (uint64_t)epoch, 0x756e6c6162ULL, 0));
+        progress pg;
+        const size_t s0 = epoch_begin(r, perm, N, spe, epoch, 0x756e6c6162ULL, &pg);
         double sums[4] = {0}; /* loss, contrastive correct, probe loss, probe correct */
         size_t done = 0, pdone = 0;
-        progress pg = {now_s(), now_s()};
-        r->t_data = 0.0;
-        dist_comm_seconds(NULL);
-        size_t s0 = epoch == r->start_epoch ? (size_t)r->skip_steps : 0;
         for (size_t s = s0; s < spe; s++) {
             size_t b, n;
             const int64_t *idx = local_slice(r, perm, s, G, &n, &b);
@@ -540,11 +559,7 @@ static int pretrain(run_ctx *r)
             printf("pretrain epoch %d/%d: loss %.4f contrastive acc %.3f%s | %.1f img/s, %.1f s\n", epoch + 1,
                    c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(2 * G * done) : 0.0,
                    GP ? " (probe on)" : "", (double)(G * done) / secs, secs);
-        if ((epoch + 1) % c->run.checkpoint_every == 0 || epoch + 1 == c->train.epochs) {
-            char name[64];
-            snprintf(name, sizeof name, "ckpt-epoch%04d.h5", epoch + 1);
-            save_checkpoint(r, epoch + 1, name);
-        }
+        epoch_end(r, epoch);
     }
     save_checkpoint(r, c->train.epochs, "final.h5");
     ntxent_dist_free(&nt);
@@ -574,14 +589,10 @@ static int classify(run_ctx *r)
         printf("%s: %zu labeled images, global batch %zu on %d ranks, %zu steps/epoch, %s; eval: %s\n", c->phase, N, G,
                r->world, spe, train_encoder ? "encoder trained" : "encoder frozen", r->eval_desc);
     for (int epoch = r->start_epoch; epoch < c->train.epochs; epoch++) {
-        check_steps_agree(r, N, spe);
-        permute(perm, N, rng_key((uint64_t)c->seed, (uint64_t)epoch, 0x6c61626c6564ULL, 0));
-        double sums[2] = {0};
+        progress pg;
+        const size_t s0 = epoch_begin(r, perm, N, spe, epoch, 0x6c61626c6564ULL, &pg);
+        double sums[2] = {0}; /* loss, correct */
         size_t done = 0;
-        progress pg = {now_s(), now_s()};
-        r->t_data = 0.0;
-        dist_comm_seconds(NULL);
-        size_t s0 = epoch == r->start_epoch ? (size_t)r->skip_steps : 0;
         for (size_t s = s0; s < spe; s++) {
             size_t b, n;
             const int64_t *idx = local_slice(r, perm, s, G, &n, &b);
@@ -619,11 +630,7 @@ static int classify(run_ctx *r)
             printf("%s epoch %d/%d: loss %.4f train acc %.3f eval top-1 %.2f%% | %.1f img/s, %.1f s\n", c->phase, epoch + 1,
                    c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(G * done) : 0.0,
                    100.0 * top1, (double)(G * done) / secs, secs);
-        if ((epoch + 1) % c->run.checkpoint_every == 0 || epoch + 1 == c->train.epochs) {
-            char name[64];
-            snprintf(name, sizeof name, "ckpt-epoch%04d.h5", epoch + 1);
-            save_checkpoint(r, epoch + 1, name);
-        }
+        epoch_end(r, epoch);
     }
     save_checkpoint(r, c->train.epochs, "final.h5");
     free(perm), free(confusion), free(lab);
