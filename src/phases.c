@@ -135,7 +135,7 @@ static void build_train_set(run_ctx *r, const uint8_t *held)
     dataset_init(&r->train, f->count);
     for (size_t i = 0; i < f->count; i++)
         if (take[i]) dataset_add(&r->train, f, i); /* file order: independent of the permutation */
-    if (r->rank == 0 && !is_phase(r, "eval")) {
+    if (r->rank == 0) {
         FILE *out = open_in_run(r, "labeled_indices.txt", "w");
         fprintf(out, "# records of %s used as labeled training images (0-based), %zu images\n",
                 f->path_x, r->train.n);
@@ -151,7 +151,9 @@ static void open_data(run_ctx *r)
 {
     const config *c = &r->cfg;
     const char *dir = fault(r, "missing") ? "/nonexistent/simclr-fault" : c->data.dir;
-    stl10_open(&r->labeled_file, dir, c->data.split, 1, c->data.num_classes);
+    const int eval = is_phase(r, "eval");
+    if (!eval || !c->data.eval_split[0]) /* eval on a split of its own needs no training split */
+        stl10_open(&r->labeled_file, dir, c->data.split, 1, c->data.num_classes);
     uint8_t *held = NULL;
     if (c->data.eval_split[0]) {
         stl10_open(&r->eval_file, c->data.dir, c->data.eval_split, 1, c->data.num_classes);
@@ -174,7 +176,7 @@ static void open_data(run_ctx *r)
                  "never used for training or pretraining", c->data.eval_per_class, r->eval.n, c->data.split,
                  (long long)c->data.holdout_seed);
     }
-    build_train_set(r, held);
+    if (!eval) build_train_set(r, held);
     if (is_phase(r, "pretrain")) {
         int use_extra = c->data.unlabeled_split[0] != 0;
         if (use_extra) stl10_open(&r->unlabeled_file, c->data.dir, c->data.unlabeled_split, 0, c->data.num_classes);
