@@ -129,7 +129,12 @@ static double load_number(const config *c, const key_spec *k)
     switch (k->type) {
     case T_INT: case T_BOOL: return *(const int *)p;
     case T_INT64: return (double)*(const int64_t *)p;
-    case T_FLOAT: return strncmp(k->path, "augment.", 8) ? *(const double *)p : *(const float *)p;
+    case T_FLOAT: {
+        if (strncmp(k->path, "augment.", 8)) return *(const double *)p;
+        char buf[32]; /* the shortest decimal of the float (0.6, not 0.600000023841858) */
+        snprintf(buf, sizeof buf, "%.7g", (double)*(const float *)p);
+        return strtod(buf, NULL);
+    }
     default: return 0;
     }
 }
