@@ -39,6 +39,16 @@ void stl10_close(stl10_file *f);
  * read. */
 void stl10_read(const stl10_file *f, size_t index, uint8_t *img);
 
+/* Class names of the STL-10-layout directory dir: DIR/class_names.txt, one name per line,
+ * line k naming label k (1-based), as `import --labels-from-folders` writes it and the
+ * official stl10_binary release ships it. Returns num_classes NUL-terminated names in one
+ * malloc'd block (the caller frees the returned pointer with free()). A missing file is
+ * not an error: a warning, and the names are "class 1" .. "class N". fatal(EXIT_DATA)
+ * naming the file (and line) when it is not a regular readable file, is over 1 MiB,
+ * holds a NUL byte, has an empty line or a name over 255 bytes, or when the number of
+ * names differs from num_classes (trailing empty lines and CR before LF are ignored). */
+char **stl10_class_names(const char *dir, int num_classes);
+
 /* A dataset: a list of (file, record) pairs over up to DATA_MAX_SOURCES files. The image
  * index used for augmentation keys is the position in this list. */
 typedef struct {

@@ -22,6 +22,9 @@ void dist_allreduce_sum_f(float *buf, size_t n);
 void dist_allreduce_sum_d(double *buf, size_t n);
 void dist_allreduce_sum_i64(int64_t *buf, size_t n);
 
+/* In place maximum over ranks of n doubles (MPI_Allreduce MAX). */
+void dist_allreduce_max_d(double *buf, size_t n);
+
 /* 1 on every rank if ok != 0 on every rank, else 0 (MPI_Allreduce MIN): ranks agree on
  * an error before the next collective, so no rank is left waiting. */
 int dist_all_ok(int ok);

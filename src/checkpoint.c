@@ -7,6 +7,7 @@
 #include <hdf5.h>
 #include <libgen.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,12 +171,28 @@ int ckpt_latest(const char *run_dir, char *out, size_t outsz)
     return 1;
 }
 
+/* Elements in the dataspace of an attribute (as_attr) or dataset; -1 on error. Every
+ * scalar we read must hold exactly one: H5Aread/H5Dread write ALL elements into our
+ * buffer, so a hostile file with an array there would overflow it. */
+static hssize_t npoints(hid_t o, int as_attr)
+{
+    hid_t s = as_attr ? H5Aget_space(o) : H5Dget_space(o);
+    if (s < 0) return -1;
+    hssize_t n = H5Sget_simple_extent_npoints(s);
+    H5Sclose(s);
+    return n;
+}
+
 static int64_t read_i64(hid_t f, const char *path, const char *name)
 {
     int64_t v = 0;
     hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    if (a < 0 || H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
-        fatal(EXIT_CKPT, "%s: missing attribute '%s' (not a simclr checkpoint?)", path, name);
+    if (a < 0) fatal(EXIT_CKPT, "%s: missing attribute '%s' (not a simclr checkpoint?)", path, name);
+    hid_t t = H5Aget_type(a);
+    int is_int = t >= 0 && H5Tget_class(t) == H5T_INTEGER;
+    if (t >= 0) H5Tclose(t);
+    if (!is_int || npoints(a, 1) != 1 || H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
+        fatal(EXIT_CKPT, "%s: attribute '%s' is not one integer (not a simclr checkpoint?)", path, name);
     H5Aclose(a);
     return v;
 }
@@ -186,8 +203,9 @@ static char *read_string(hid_t f, const char *path, const char *name, int as_att
     if (o < 0) fatal(EXIT_CKPT, "%s: missing '%s' (not a simclr checkpoint?)", path, name);
     hid_t t = as_attr ? H5Aget_type(o) : H5Dget_type(o);
     size_t n = H5Tget_size(t);
-    if (H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) > 0 || n == 0 || n > (1u << 24))
-        fatal(EXIT_CKPT, "%s: '%s' is not a fixed-length string", path, name);
+    if (H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) > 0 || n == 0 || n > (1u << 24) ||
+        npoints(o, as_attr) != 1)
+        fatal(EXIT_CKPT, "%s: '%s' is not one fixed-length string", path, name);
     char *s = xcalloc(n + 1, 1, name);
     herr_t e = as_attr ? H5Aread(o, t, s) : H5Dread(o, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, s);
     if (e < 0) fatal(EXIT_CKPT, "%s: cannot read '%s' (truncated file?)", path, name);
@@ -221,6 +239,13 @@ static void read_tensors(hid_t f, const char *path, const char *group, model *m,
         }
         if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + p->offset) < 0)
             fatal(EXIT_CKPT, "%s: cannot read tensor %s (truncated file?)", path, name);
+        /* nothing read from a file is trusted: a NaN/Inf weight (or a negative second
+         * moment, whose square root is NaN) would only surface later as "diverged" */
+        const float *v = buf + p->offset;
+        for (size_t i = 0; i < p->size; i++)
+            if (!isfinite(v[i]) || (!strcmp(group, "adam_v") && v[i] < 0.0f))
+                fatal(EXIT_CKPT, "%s: tensor %s has the invalid value %g at element %zu%s", path, name,
+                      (double)v[i], i, isfinite(v[i]) ? " (a second moment must be >= 0)" : "");
         H5Sclose(s);
         H5Dclose(d);
     }
@@ -232,6 +257,8 @@ void ckpt_load(const char *path, model *m, unsigned group_mask, int with_optimiz
     quiet();
     struct stat st;
     if (stat(path, &st) != 0) fatal(EXIT_CKPT, "%s: checkpoint not found: %s", path, strerror(errno));
+    /* a FIFO would block HDF5's open forever; a directory gives a vague HDF5 error */
+    if (!S_ISREG(st.st_mode)) fatal(EXIT_CKPT, "%s: not a regular file", path);
     if (H5Fis_hdf5(path) <= 0) fatal(EXIT_CKPT, "%s: not an HDF5 file (or truncated)", path);
     hid_t p = fapl();
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, p);
@@ -252,6 +279,13 @@ void ckpt_load(const char *path, model *m, unsigned group_mask, int with_optimiz
     meta->world_size = read_i64(f, path, "world_size");
     meta->seed = read_i64(f, path, "seed");
     meta->config_hash = (uint64_t)read_i64(f, path, "config_hash");
+    /* the metadata steers the resume (phases.c): refuse values no run can have written */
+    if (strcmp(meta->phase, "pretrain") && strcmp(meta->phase, "linear") && strcmp(meta->phase, "finetune") &&
+        strcmp(meta->phase, "baseline"))
+        fatal(EXIT_CKPT, "%s: attribute 'phase' is \"%s\", not pretrain, linear, finetune or baseline", path, meta->phase);
+    if (meta->epoch < 0 || meta->epoch > INT_MAX || meta->step < 0 || meta->world_size < 1)
+        fatal(EXIT_CKPT, "%s: invalid metadata: epoch %lld, step %lld, world_size %lld", path,
+              (long long)meta->epoch, (long long)meta->step, (long long)meta->world_size);
     meta->config_text = read_string(f, path, "config", 0);
     read_tensors(f, path, "params", m, m->params, group_mask);
     if (with_optimizer) {

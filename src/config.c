@@ -4,13 +4,29 @@
 
 #include <errno.h>
 #include <libconfig.h>
+#include <locale.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common.h"
+
+/* --set values are parsed with strtod, which follows LC_NUMERIC: under a decimal-comma
+ * locale "train.lr=0.25" would be refused (or "1,5" accepted). The program never calls
+ * setlocale, but a library or an embedding program could. libconfig 1.5 itself parses and
+ * writes files in the C locale (its own newlocale/uselocale), but then leaves the thread
+ * on LC_GLOBAL_LOCALE. So config_load switches this thread to the C locale for the --set
+ * values and afterwards restores the caller's thread locale (uselocale, POSIX 2008). */
+static void c_locale_enter(void)
+{
+    static locale_t c_loc;
+    if (!c_loc) c_loc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+    if (!c_loc) fatal(EXIT_INTERNAL, "newlocale(\"C\") failed");
+    uselocale(c_loc);
+}
 
 typedef enum { T_INT, T_INT64, T_FLOAT, T_BOOL, T_STR } key_type;
 
@@ -254,7 +270,11 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
     snprintf(c->config_path, sizeof c->config_path, "%s", path);
     FILE *probe = fopen(path, "r");
     if (!probe) fatal(EXIT_CONFIG, "%s: cannot open config: %s", path, strerror(errno));
+    struct stat st; /* fopen opens a directory too; libconfig then says "file I/O error" */
+    if (fstat(fileno(probe), &st) == 0 && S_ISDIR(st.st_mode))
+        fatal(EXIT_CONFIG, "%s: is a directory, not a config file", path);
     fclose(probe);
+    locale_t old_locale = uselocale((locale_t)0); /* the caller's, restored at the end */
     config_t cf;
     config_init(&cf);
     char dir[PATH_MAX];
@@ -267,6 +287,7 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
     }
     walk(c, config_root_setting(&cf), path);
     config_destroy(&cf);
+    c_locale_enter();
     for (int i = 0; i < nsets; i++) apply_set(c, sets[i]);
 
     /* ranges were checked where each value was read; now the rules across keys */
@@ -282,6 +303,7 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
     if (!c->data.eval_split[0] && c->data.eval_per_class < 1)
         fatal(EXIT_CONFIG, "%s: data.eval_per_class must be >= 1 when data.eval_split is \"\"", path);
     c->model.num_classes = c->data.num_classes;
+    uselocale(old_locale);
 }
 
 char *config_to_text(const config *c)

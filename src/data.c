@@ -26,7 +26,9 @@ static size_t file_size_or_die(int fd, const char *path)
 
 static int open_or_die(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO named like a data file must not wait for a writer (a hang);
+     * file_size_or_die then refuses it as not a regular file. No effect on regular files. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) fatal(EXIT_DATA, "%s: cannot open: %s", path, strerror(errno));
     return fd;
 }
@@ -92,6 +94,64 @@ void stl10_read(const stl10_file *f, size_t index, uint8_t *img)
         for (int x = 0; x < STL10_SIZE; x++)
             for (int y = 0; y < STL10_SIZE; y++)
                 img[(c * STL10_SIZE + y) * STL10_SIZE + x] = raw[(c * STL10_SIZE + x) * STL10_SIZE + y];
+}
+
+#define CLASS_NAMES_MAX_BYTES (1 << 20)
+#define CLASS_NAME_MAX 255 /* a folder name (NAME_MAX) */
+
+char **stl10_class_names(const char *dir, int num_classes)
+{
+    CHECK(num_classes >= 1 && num_classes <= DATA_MAX_CLASSES);
+    char path[PATH_MAX];
+    path_join(path, sizeof path, dir, "class_names.txt");
+    char *text = NULL;
+    size_t len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno != ENOENT) fatal(EXIT_DATA, "%s: cannot open: %s", path, strerror(errno));
+        warn("%s not found: the classes are named \"class 1\" .. \"class %d\"", path, num_classes);
+    } else {
+        len = file_size_or_die(fd, path);
+        if (len > CLASS_NAMES_MAX_BYTES)
+            fatal(EXIT_DATA, "%s: %zu bytes, more than a list of %d class names can be (at most %d)", path,
+                  len, num_classes, CLASS_NAMES_MAX_BYTES);
+        text = xcalloc(len + 1, 1, "class names");
+        ssize_t got = len ? pread(fd, text, len, 0) : 0;
+        if (got < 0 || (size_t)got != len) fatal(EXIT_DATA, "%s: short read", path);
+        close(fd);
+        if (memchr(text, 0, len)) fatal(EXIT_DATA, "%s: holds a NUL byte: not a text file of class names", path);
+        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) text[--len] = 0; /* trailing empty lines */
+    }
+    /* one block: the pointer table, then the names */
+    char **names = xcalloc(1, (size_t)num_classes * (sizeof(char *) + 16) + len + 1, "class names");
+    char *out = (char *)(names + num_classes);
+    if (!text) {
+        for (int k = 0; k < num_classes; k++) {
+            names[k] = out;
+            out += snprintf(out, 16, "class %d", k + 1) + 1;
+        }
+        return names;
+    }
+    int count = 0;
+    for (char *line = len ? text : NULL, *next; line; line = next) { /* an empty file: 0 names */
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        size_t n = strlen(line);
+        if (n > 0 && line[n - 1] == '\r') line[--n] = 0;
+        count++;
+        if (n == 0) fatal(EXIT_DATA, "%s:%d: empty class name (one name per line, line k naming label k)", path, count);
+        if (n > CLASS_NAME_MAX) fatal(EXIT_DATA, "%s:%d: class name longer than %d bytes", path, count, CLASS_NAME_MAX);
+        if (count <= num_classes) {
+            names[count - 1] = out;
+            memcpy(out, line, n + 1);
+            out += n + 1;
+        }
+    }
+    if (count != num_classes)
+        fatal(EXIT_DATA, "%s: %d class name%s, but there are %d classes (data.num_classes): one name per line, "
+              "line k naming label k", path, count, count == 1 ? "" : "s", num_classes);
+    free(text);
+    return names;
 }
 
 void dataset_init(dataset *d, size_t cap)
@@ -200,16 +260,38 @@ static int list_dir(const char *dir, int want_dirs, struct dirent ***out)
 /* Decodes path into an STL-10 record (column-major planes). Returns 0, or -1 with why. */
 static int decode_record(const char *path, uint8_t *rec, const char **why)
 {
+    /* Open once, without blocking, and decode from that descriptor: a FIFO or device named
+     * like an image (x.png) would otherwise hang stbi_load's fopen or read forever. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        *why = strerror(errno);
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+        *why = fstat(fd, &st) != 0 ? strerror(errno) : !S_ISREG(st.st_mode) ? "not a regular file" : "empty file";
+        close(fd);
+        return -1;
+    }
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        *why = strerror(errno);
+        close(fd);
+        return -1;
+    }
     int w, h, ch;
-    if (!stbi_info(path, &w, &h, &ch)) {
+    if (!stbi_info_from_file(fp, &w, &h, &ch)) { /* the header only; rewinds fp */
         *why = stbi_failure_reason();
+        fclose(fp);
         return -1;
     }
     if (w <= 0 || h <= 0 || (size_t)w * (size_t)h > IMPORT_MAX_PIXELS) {
         *why = "image dimensions too large (over 67 megapixels)";
+        fclose(fp);
         return -1;
     }
-    unsigned char *px = stbi_load(path, &w, &h, &ch, 3);
+    unsigned char *px = stbi_load_from_file(fp, &w, &h, &ch, 3);
+    fclose(fp);
     if (!px) {
         *why = stbi_failure_reason();
         return -1;
@@ -279,6 +361,14 @@ size_t data_import(const char *src_dir, const char *out_dir, const char *split,
         nclass = list_dir(src_dir, 1, &classes);
         if (nclass == 0) IMPORT_FAIL(EXIT_DATA, "%s: no class subfolders (--labels-from-folders)", src_dir);
         if (nclass > DATA_MAX_CLASSES) IMPORT_FAIL(EXIT_DATA, "%s: %d class folders, at most %d", src_dir, nclass, DATA_MAX_CLASSES);
+        /* class_names.txt holds one name per line: a folder name with a newline (or any
+         * other control character) would shift every later class name. */
+        for (int c = 0; c < nclass; c++)
+            for (const unsigned char *q = (const unsigned char *)classes[c]->d_name; *q; q++)
+                if (*q < 0x20 || *q == 0x7f)
+                    IMPORT_FAIL(EXIT_DATA, "%s/%s: class folder name contains a control character "
+                                "(newline?), which class_names.txt cannot hold: rename the folder",
+                                src_dir, classes[c]->d_name);
     }
     size_t written = 0, bad = 0;
     uint8_t rec[STL10_RECORD];

@@ -72,6 +72,8 @@ void dist_allreduce_sum_f(float *buf, size_t n) { allreduce(buf, n, MPI_FLOAT, s
 void dist_allreduce_sum_d(double *buf, size_t n) { allreduce(buf, n, MPI_DOUBLE, sizeof *buf, MPI_SUM, DIST_OTHER); }
 void dist_allreduce_sum_i64(int64_t *buf, size_t n) { allreduce(buf, n, MPI_INT64_T, sizeof *buf, MPI_SUM, DIST_OTHER); }
 
+void dist_allreduce_max_d(double *buf, size_t n) { allreduce(buf, n, MPI_DOUBLE, sizeof *buf, MPI_MAX, DIST_OTHER); }
+
 int dist_all_ok(int ok)
 {
     int v = ok != 0;

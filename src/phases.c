@@ -394,6 +394,22 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* The timing fields of a metrics line: images/s and seconds of the epoch, and the MAXIMUM
+ * over ranks of the seconds spent reading + augmenting images, inside each kind of
+ * collective (waiting for the slowest rank included), and of peak memory. Collective. */
+static void timing_json(run_ctx *r, double secs, size_t images, char *out, size_t n)
+{
+    double v[DIST_NOPS + 3];
+    v[DIST_NOPS] = dist_comm_seconds(v);
+    v[DIST_NOPS + 1] = r->t_data;
+    v[DIST_NOPS + 2] = max_rss_mib();
+    dist_allreduce_max_d(v, DIST_NOPS + 3);
+    snprintf(out, n, "\"images_per_s\":%.3f,\"seconds\":%.6f,\"data_s\":%.6f,\"comm_s\":%.6f,\"allgather_s\":%.6f,"
+             "\"reduce_scatter_s\":%.6f,\"allreduce_s\":%.6f,\"max_rss_mib\":%.1f",
+             (double)images / secs, secs, v[DIST_NOPS + 1], v[DIST_NOPS], v[DIST_ALLGATHER], v[DIST_REDUCE_SCATTER],
+             v[DIST_ALLREDUCE], v[DIST_NOPS + 2]);
+}
+
 /* JSON number or null for non-finite values. */
 static const char *jnum(char *buf, double v)
 {
@@ -548,15 +564,15 @@ static int pretrain(run_ctx *r)
             progress_line(r, &pg, epoch, s, spe, sums[0] / (double)done, sums[1] / (double)(2 * G * done), G * done);
             if (stop_requested(r, epoch)) return EXIT_REQUEUE;
         }
-        double kinds[DIST_NOPS], secs = now_s() - pg.t_epoch, comm = dist_comm_seconds(kinds);
-        char a[32], b2[32], c2[32], d2[32];
+        double secs = now_s() - pg.t_epoch;
+        char a[32], b2[32], c2[32], d2[32], timing[512];
+        timing_json(r, secs, G * done, timing, sizeof timing);
         metrics_line(r, "{\"phase\":\"pretrain\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"contrastive_acc\":%s%s%s%s%s,"
-                     "\"images_per_s\":%.2f,\"seconds\":%.3f,\"data_s\":%.3f,\"comm_s\":%.3f,\"allgather_s\":%.3f,\"reduce_scatter_s\":%.3f,\"allreduce_s\":%.3f,\"max_rss_mib\":%.1f,\"world_size\":%d}\n", epoch + 1, (long long)r->step,
+                     "%s,\"world_size\":%d}\n", epoch + 1, (long long)r->step,
                      jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(2 * G * done) : NAN),
                      GP ? ",\"probe_loss\":" : "", GP ? jnum(c2, pdone ? sums[2] / (double)pdone : NAN) : "",
                      GP ? ",\"probe_acc\":" : "", GP ? jnum(d2, pdone ? sums[3] / (double)(GP * pdone) : NAN) : "",
-                     (double)(G * done) / secs, secs, r->t_data, comm, kinds[DIST_ALLGATHER], kinds[DIST_REDUCE_SCATTER],
-                     kinds[DIST_ALLREDUCE], max_rss_mib(), r->world);
+                     timing, r->world);
         if (r->rank == 0)
             printf("pretrain epoch %d/%d: loss %.4f contrastive acc %.3f%s | %.1f img/s, %.1f s\n", epoch + 1,
                    c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(2 * G * done) : 0.0,
@@ -620,14 +636,14 @@ static int classify(run_ctx *r)
             progress_line(r, &pg, epoch, s, spe, sums[0] / (double)done, sums[1] / (double)(G * done), G * done);
             if (stop_requested(r, epoch)) return EXIT_REQUEUE;
         }
-        double kinds[DIST_NOPS], secs = now_s() - pg.t_epoch, comm = dist_comm_seconds(kinds);
+        double secs = now_s() - pg.t_epoch;
+        char a[32], b2[32], timing[512];
+        timing_json(r, secs, G * done, timing, sizeof timing);
         double top1 = evaluate(r, &r->eval, confusion);
-        char a[32], b2[32];
         metrics_line(r, "{\"phase\":\"%s\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"train_acc\":%s,\"eval_top1\":%.6f,"
-                     "\"images_per_s\":%.2f,\"seconds\":%.3f,\"data_s\":%.3f,\"comm_s\":%.3f,\"allgather_s\":%.3f,\"reduce_scatter_s\":%.3f,\"allreduce_s\":%.3f,\"max_rss_mib\":%.1f,\"world_size\":%d}\n", c->phase, epoch + 1, (long long)r->step,
+                     "%s,\"world_size\":%d}\n", c->phase, epoch + 1, (long long)r->step,
                      jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(G * done) : NAN), top1,
-                     (double)(G * done) / secs, secs, r->t_data, comm, kinds[DIST_ALLGATHER], kinds[DIST_REDUCE_SCATTER],
-                     kinds[DIST_ALLREDUCE], max_rss_mib(), r->world);
+                     timing, r->world);
         if (r->rank == 0)
             printf("%s epoch %d/%d: loss %.4f train acc %.3f eval top-1 %.2f%% | %.1f img/s, %.1f s\n", c->phase, epoch + 1,
                    c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(G * done) : 0.0,
