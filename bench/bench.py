@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """simclr-mpi benchmark: `make bench` (see bench/README.md).
 
-For each rank x thread layout (--layouts, default 1x2,2x1), all in one run:
+For each rank x thread layout (--layouts, default 2x1,1x2), all in one run:
   * build/simclr pretrain / finetune / eval on the bundled sample (imported once into
     BUILD/bench-data), images/s read from metrics.jsonl / eval.json (median over epochs,
     the first epoch skipped as warm-up), share of step time reading + augmenting (data_s),
@@ -434,7 +434,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=4, help="epochs per training phase; epoch 1 is skipped (default 4)")
     ap.add_argument("--reps", type=int, default=5, help="repetitions of eval runs, GEMM replays, PyTorch steps")
     ap.add_argument("--torch-warmup", type=int, default=2, help="PyTorch steps before timing (default 2)")
-    ap.add_argument("--layouts", default="1x2,2x1", help="RANKSxTHREADS list (default 1x2,2x1; first = headline)")
+    ap.add_argument("--layouts", default="2x1,1x2", help="RANKSxTHREADS list (default 2x1,1x2: the default layout first = headline)")
     ap.add_argument("--sgemm-n", type=int, default=2048, help="square sgemm size for the peak (default 2048)")
     ap.add_argument("--eval-split", default="train", help="split evaluated by the eval timing (default train)")
     ap.add_argument("--data-dir", default=None, help="STL-10 layout to use instead of the imported sample")

@@ -88,7 +88,15 @@ size_t steps_per_epoch(size_t n, size_t global_batch);
  * writes out_dir/SPLIT_X.bin (+ SPLIT_y.bin, class_names.txt when labeled) atomically
  * (temporary file, fsync, rename). Files are taken in sorted name order. An undecodable
  * file is reported by name; skip_bad != 0 skips and counts them, else the import fails
- * with EXIT_DATA after listing them. Returns the number of images written. */
+ * with EXIT_DATA after listing them. Undecodable: not a regular file (a FIFO is never
+ * opened for blocking reads), empty, not an image, corrupt or truncated (also BMP, TGA,
+ * GIF and PNM, whose stb_image decoders do not notice), a PNM with maxval other than 255
+ * (stb_image 2.27 misreads it), over 67 Mpixel by its header (refused before decoding),
+ * or the decoder crashed or ran over 60 s:
+ * each file is decoded in a forked child process (stb_image is not safe on hostile
+ * files), so call this only in a process without MPI. Class folder names with control
+ * characters (a newline would break class_names.txt) are refused. Returns the number of
+ * images written. */
 size_t data_import(const char *src_dir, const char *out_dir, const char *split,
                    int labels_from_folders, int skip_bad);
 

@@ -66,13 +66,16 @@ step() {  # step NAME COMMAND...: print a header, run COMMAND, stop the pipeline
   ((rc == 0)) || die "$rc" "step '$name' failed with exit $rc${reasons[rc]:+ (${reasons[rc]})}"
 }
 
-link_shared() {  # symlink the real STL-10 labelled train split into $1
-  local src f
+link_shared() {  # the real STL-10 labelled train split into $1: images and labels symlinked
+  local src f      # (read-only use), class_names.txt copied (a small file nothing may write through)
   src=$(realpath -e ../shared/data/stl10_binary) || return 4
   for f in train_X.bin train_y.bin class_names.txt; do
-    [[ -f $src/$f ]] || { echo "missing $src/$f" >&2; return 4; }
-    ln -sfn "$src/$f" "$1/$f"
+    [[ -s $src/$f ]] || { echo "missing or empty: $src/$f" >&2; return 4; }
   done
+  ln -sfn "$src/train_X.bin" "$1/train_X.bin"
+  ln -sfn "$src/train_y.bin" "$1/train_y.bin"
+  rm -f "$1/class_names.txt"
+  cp "$src/class_names.txt" "$1/class_names.txt"
 }
 
 echo "pipeline: np=$np data=$data runs=$runs OMP_NUM_THREADS=$OMP_NUM_THREADS BLIS_NUM_THREADS=$BLIS_NUM_THREADS"

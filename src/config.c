@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* open_memstream, strdup */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <locale.h>
@@ -220,7 +221,9 @@ static void walk(config *c, const config_setting_t *s, const char *file_fallback
                       : k->type == T_BOOL  ? type == CONFIG_TYPE_BOOL
                                            : type == CONFIG_TYPE_STRING;
         if (!type_ok) fatal(EXIT_CONFIG, "%s: %s must be %s", where, path, type_name(k->type));
-        if (!ok) fatal(EXIT_CONFIG, "%s: %s = %g is out of range [%g, %g]", where, path, v, k->min, k->max);
+        if (!ok) /* integers in full (%g would print 2147483647 as 2.14748e+09) */
+            fatal(EXIT_CONFIG, k->type == T_FLOAT ? "%s: %s = %g is out of range [%g, %g]" : "%s: %s = %.0f is out of range [%g, %g]",
+                  where, path, v, k->min, k->max);
     }
 }
 
@@ -263,6 +266,89 @@ static void apply_set(config *c, const char *arg)
     }
 }
 
+/* libconfig 1.5 reads an integer literal without an L suffix into 32 bits (atoi or
+ * strtoul, then int): "batch = 4294967360;" silently becomes 64 and "seed = 8589934593;"
+ * becomes 1 (libconfig 1.7 reports "integer value out of range" instead). So each config
+ * file, and each file it @includes, is scanned for integer literals that do not fit in 32
+ * bits (decimal beyond +-2^31, hex beyond 0xffffffff) without an L suffix: an error with
+ * file:line. Run after libconfig accepted the syntax; comments and strings are skipped. */
+static void check_int_literals(const char *path, const char *include_dir, int depth)
+{
+    if (depth > 10) return; /* libconfig itself refuses deeper @include nesting */
+    FILE *f = fopen(path, "r");
+    if (!f) return; /* libconfig has read it: cannot happen but for a race */
+    size_t cap = 4096, n = 0;
+    char *s = malloc(cap);
+    for (size_t got; s && (got = fread(s + n, 1, cap - n - 1, f)) > 0;)
+        if ((n += got) == cap - 1) s = realloc(s, cap *= 2);
+    fclose(f);
+    if (!s) fatal(EXIT_INTERNAL, "out of memory reading %s", path);
+    s[n] = 0;
+    int line = 1, depth_g = 0;
+    char group[16][64], key[64] = ""; /* enclosing group names; the last name seen */
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '\n') line++;
+        else if (isalpha((unsigned char)ch) || ch == '*') {
+            size_t j = i;
+            while (j < n && (isalnum((unsigned char)s[j]) || s[j] == '_' || s[j] == '*' || s[j] == '-')) j++;
+            snprintf(key, sizeof key, "%.*s", (int)(j - i), s + i);
+            i = j - 1;
+        } else if (ch == '{') {
+            if (depth_g < 16) snprintf(group[depth_g], sizeof group[0], "%s", key);
+            depth_g++;
+        } else if (ch == '}' && depth_g > 0) depth_g--;
+        else if (ch == '#' || (ch == '/' && s[i + 1] == '/')) {
+            while (i + 1 < n && s[i + 1] != '\n') i++;
+        } else if (ch == '/' && s[i + 1] == '*') {
+            for (i += 2; i + 1 < n && !(s[i] == '*' && s[i + 1] == '/'); i++) line += s[i] == '\n';
+            i++;
+        } else if (ch == '"') {
+            for (i++; i < n && s[i] != '"'; i++) {
+                if (s[i] == '\\' && i + 1 < n) i++;
+                line += s[i] == '\n';
+            }
+        } else if (ch == '@' && !strncmp(s + i, "@include", 8)) {
+            char *q = strchr(s + i, '"'), *e = q ? strchr(q + 1, '"') : NULL;
+            if (!q || !e) continue;
+            char inc[PATH_MAX];
+            if (q[1] != '/' && include_dir) snprintf(inc, sizeof inc, "%s/%.*s", include_dir, (int)(e - q - 1), q + 1);
+            else snprintf(inc, sizeof inc, "%.*s", (int)(e - q - 1), q + 1);
+            check_int_literals(inc, include_dir, depth + 1);
+            i = (size_t)(e - s);
+        } else if (ch >= '0' && ch <= '9') {
+            size_t j = i;
+            while (j < n && (isalnum((unsigned char)s[j]) || s[j] == '.' || s[j] == '_' ||
+                             ((s[j] == '+' || s[j] == '-') && (s[j - 1] == 'e' || s[j - 1] == 'E'))))
+                j++;
+            int ident = i > 0 && (isalnum((unsigned char)s[i - 1]) || s[i - 1] == '_' || s[i - 1] == '*' ||
+                                  s[i - 1] == '.' || (s[i - 1] == '-' && i > 1 && isalnum((unsigned char)s[i - 2])));
+            int hex = ch == '0' && (s[i + 1] == 'x' || s[i + 1] == 'X');
+            size_t k = hex ? i + 2 : i;
+            while (k < j && (hex ? isxdigit((unsigned char)s[k]) : isdigit((unsigned char)s[k]))) k++;
+            if (!ident && k == j && j > (hex ? i + 2 : i)) { /* a plain integer: no L, '.', 'e' */
+                char name[17 * 64] = ""; /* group names, dots, key */
+                for (int g = 0; g < depth_g && g < 16; g++)
+                    snprintf(name + strlen(name), sizeof name - strlen(name), "%s.", group[g]);
+                snprintf(name + strlen(name), sizeof name - strlen(name), "%s", key);
+                errno = 0;
+                unsigned long long v = strtoull(s + i, NULL, hex ? 16 : 10);
+                int neg = i > 0 && s[i - 1] == '-';
+                unsigned long long lim = hex ? 0xffffffffULL : neg ? 2147483648ULL : 2147483647ULL;
+                if (errno == ERANGE || v > (unsigned long long)INT64_MAX)
+                    fatal(EXIT_CONFIG, "%s:%d: %s = %s%.*s does not fit in 64 bits", path, line, name, neg ? "-" : "",
+                          (int)(j - i), s + i);
+                if (v > lim)
+                    fatal(EXIT_CONFIG, "%s:%d: %s = %s%.*s does not fit in 32 bits, and libconfig would read it "
+                          "wrapped around: write %s%.*sL for a 64-bit integer", path, line, name, neg ? "-" : "",
+                          (int)(j - i), s + i, neg ? "-" : "", (int)(j - i), s + i);
+            }
+            i = j - 1;
+        }
+    }
+    free(s);
+}
+
 void config_load(config *c, const char *path, const char *phase, char **sets, int nsets)
 {
     config_defaults(c);
@@ -285,6 +371,7 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
         const char *f = config_error_file(&cf);
         fatal(EXIT_CONFIG, "%s:%d: %s", f ? f : path, config_error_line(&cf), config_error_text(&cf));
     }
+    check_int_literals(path, slash ? dir : NULL, 0);
     walk(c, config_root_setting(&cf), path);
     config_destroy(&cf);
     c_locale_enter();

@@ -1,5 +1,5 @@
 /* data.c: STL-10 binary reader (pread), hold-out and sharding, and image-folder import. */
-#define _DEFAULT_SOURCE /* scandir, alphasort, DT_* */
+#define _DEFAULT_SOURCE /* scandir, alphasort, DT_*, strsignal */
 #include "data.h"
 
 #include <dirent.h>
@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <stb/stb_image.h>
@@ -119,7 +121,10 @@ char **stl10_class_names(const char *dir, int num_classes)
         ssize_t got = len ? pread(fd, text, len, 0) : 0;
         if (got < 0 || (size_t)got != len) fatal(EXIT_DATA, "%s: short read", path);
         close(fd);
-        if (memchr(text, 0, len)) fatal(EXIT_DATA, "%s: holds a NUL byte: not a text file of class names", path);
+        if (memchr(text, 0, len)) {
+            free(text); /* freed before each fatal() here: exit-time leak checkers (make asan) */
+            fatal(EXIT_DATA, "%s: holds a NUL byte: not a text file of class names", path);
+        }
         while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) text[--len] = 0; /* trailing empty lines */
     }
     /* one block: the pointer table, then the names */
@@ -139,18 +144,23 @@ char **stl10_class_names(const char *dir, int num_classes)
         size_t n = strlen(line);
         if (n > 0 && line[n - 1] == '\r') line[--n] = 0;
         count++;
-        if (n == 0) fatal(EXIT_DATA, "%s:%d: empty class name (one name per line, line k naming label k)", path, count);
-        if (n > CLASS_NAME_MAX) fatal(EXIT_DATA, "%s:%d: class name longer than %d bytes", path, count, CLASS_NAME_MAX);
+        if (n == 0 || n > CLASS_NAME_MAX) {
+            free(text), free(names);
+            if (n == 0) fatal(EXIT_DATA, "%s:%d: empty class name (one name per line, line k naming label k)", path, count);
+            fatal(EXIT_DATA, "%s:%d: class name longer than %d bytes", path, count, CLASS_NAME_MAX);
+        }
         if (count <= num_classes) {
             names[count - 1] = out;
             memcpy(out, line, n + 1);
             out += n + 1;
         }
     }
-    if (count != num_classes)
+    free(text);
+    if (count != num_classes) {
+        free(names);
         fatal(EXIT_DATA, "%s: %d class name%s, but there are %d classes (data.num_classes): one name per line, "
               "line k naming label k", path, count, count == 1 ? "" : "s", num_classes);
-    free(text);
+    }
     return names;
 }
 
@@ -222,7 +232,9 @@ size_t steps_per_epoch(size_t n, size_t global_batch) { return global_batch ? n 
 
 /* ---- import ---------------------------------------------------------------------- */
 
+#ifndef IMPORT_MAX_PIXELS /* the fuzz build lowers it (Makefile FUZZ_FLAGS): ASan decodes slowly */
 #define IMPORT_MAX_PIXELS (1u << 26) /* refuse headers claiming more than 67 Mpixel */
+#endif
 
 static int is_image_name(const char *name)
 {
@@ -257,6 +269,97 @@ static int list_dir(const char *dir, int want_dirs, struct dirent ***out)
     return k;
 }
 
+/* The format the first bytes of fp name ("JPEG", "PNG", "GIF", "BMP", "PNM"), or NULL. */
+static const char *sniff_format(FILE *fp)
+{
+    unsigned char b[8] = {0};
+    size_t n = fseek(fp, 0, SEEK_SET) == 0 ? fread(b, 1, sizeof b, fp) : 0;
+    return n >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff ? "JPEG"
+           : n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)       ? "PNG"
+           : n >= 4 && !memcmp(b, "GIF8", 4)                       ? "GIF"
+           : n >= 2 && b[0] == 'B' && b[1] == 'M'                  ? "BMP"
+           : n >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6'   ? "PNM"
+                                                                   : NULL;
+}
+
+/* Why decoding failed, for the message: the format the first bytes name, and stb_image's
+ * reason (which is that of the LAST decoder it tried: "bad png sig" for a truncated JPEG,
+ * so it alone misleads). Points to a static buffer. */
+static const char *decode_failure(FILE *fp)
+{
+    static char buf[200];
+    const char *fmt = sniff_format(fp);
+    const char *reason = stbi_failure_reason() ? stbi_failure_reason() : "?";
+    if (fmt) snprintf(buf, sizeof buf, "corrupt or truncated %s (stb_image: %s)", fmt, reason);
+    else snprintf(buf, sizeof buf, "not a JPEG, PNG, BMP, GIF, PNM or TGA image (stb_image: %s)", reason);
+    return buf;
+}
+
+/* Checks a binary PNM (P5 gray, P6 RGB) header against stb_image 2.27, which reads only
+ * maxval 255 right (it ignores the maxval: 15 reads as near-black; and it takes 16-bit
+ * samples in the machine's byte order, not PNM's big-endian one: 32768 reads as 0) and
+ * does not notice missing pixel data (zeros). Returns NULL when fp is not a P5/P6 file or
+ * is fine, else why (static); rewinds fp. */
+static const char *pnm_problem(FILE *fp, size_t file_size)
+{
+    static char buf[200];
+    char h[512];
+    size_t n = fseek(fp, 0, SEEK_SET) == 0 ? fread(h, 1, sizeof h - 1, fp) : 0;
+    fseek(fp, 0, SEEK_SET);
+    h[n] = 0;
+    if (n < 2 || h[0] != 'P' || (h[1] != '5' && h[1] != '6')) return NULL;
+    long v[3]; /* width, height, maxval */
+    size_t i = 2;
+    for (int k = 0; k < 3; k++) {
+        for (;;) { /* whitespace and # comments */
+            while (i < n && (h[i] == ' ' || h[i] == '\t' || h[i] == '\n' || h[i] == '\r' || h[i] == '\v' || h[i] == '\f')) i++;
+            if (i < n && h[i] == '#') {
+                while (i < n && h[i] != '\n') i++;
+            } else
+                break;
+        }
+        if (i >= n || h[i] < '0' || h[i] > '9') return "corrupt PNM header";
+        v[k] = 0;
+        while (i < n && h[i] >= '0' && h[i] <= '9' && v[k] < 1000000000L) v[k] = v[k] * 10 + (h[i++] - '0');
+    }
+    if (v[2] != 255) {
+        snprintf(buf, sizeof buf, "PNM with maxval %ld: only 8-bit PNM (maxval 255) decodes correctly here; "
+                 "convert the file to PNG", v[2]);
+        return buf;
+    }
+    size_t need = i + 1 + (size_t)v[0] * (size_t)v[1] * (h[1] == '6' ? 3 : 1); /* one whitespace, then data */
+    if (file_size < need) {
+        snprintf(buf, sizeof buf, "truncated PNM: %zu bytes, the header needs %zu", file_size, need);
+        return buf;
+    }
+    return NULL;
+}
+
+/* stb_image reads through these callbacks, which note when the decoder asked for bytes
+ * past the end of the file: stb_image 2.27 then goes on with zeros, so a truncated BMP,
+ * GIF or TGA would import as a silently damaged picture (JPEG and PNG decoders notice
+ * themselves). */
+typedef struct {
+    FILE *fp;
+    int read_past_end;
+} stb_reader;
+
+static int reader_read(void *user, char *data, int size)
+{
+    stb_reader *r = user;
+    size_t got = size > 0 ? fread(data, 1, (size_t)size, r->fp) : 0;
+    if (size > 0 && got == 0) r->read_past_end = 1;
+    return (int)got;
+}
+
+static void reader_skip(void *user, int n)
+{
+    stb_reader *r = user;
+    if (fseek(r->fp, n, SEEK_CUR) != 0) r->read_past_end = 1;
+}
+
+static int reader_eof(void *user) { return feof(((stb_reader *)user)->fp); }
+
 /* Decodes path into an STL-10 record (column-major planes). Returns 0, or -1 with why. */
 static int decode_record(const char *path, uint8_t *rec, const char **why)
 {
@@ -281,36 +384,151 @@ static int decode_record(const char *path, uint8_t *rec, const char **why)
     }
     int w, h, ch;
     if (!stbi_info_from_file(fp, &w, &h, &ch)) { /* the header only; rewinds fp */
-        *why = stbi_failure_reason();
+        *why = decode_failure(fp);
         fclose(fp);
         return -1;
     }
     if (w <= 0 || h <= 0 || (size_t)w * (size_t)h > IMPORT_MAX_PIXELS) {
-        *why = "image dimensions too large (over 67 megapixels)";
+        static char buf[120];
+        snprintf(buf, sizeof buf, "image dimensions %dx%d too large (over %.0f megapixels)", w, h,
+                 (double)IMPORT_MAX_PIXELS / 1e6);
+        *why = buf;
         fclose(fp);
         return -1;
     }
-    unsigned char *px = stbi_load_from_file(fp, &w, &h, &ch, 3);
-    fclose(fp);
-    if (!px) {
-        *why = stbi_failure_reason();
+    const char *pnm = pnm_problem(fp, (size_t)st.st_size);
+    if (pnm) {
+        *why = pnm;
+        fclose(fp);
         return -1;
     }
-    uint8_t *rgb = px, small[STL10_RECORD];
+    /* The file's own channels (desired 0), expanded to RGB below, not stb_image's
+     * conversion (desired 3): stb_image 2.27 applies its 8-bit channel converter to
+     * 16-bit PNM data (a heap over-read; found by tests/fuzz; such files are refused
+     * above anyway). Channels are independent, so resizing before dropping alpha
+     * changes nothing. */
+    stb_reader reader = {fp, 0};
+    const stbi_io_callbacks io = {reader_read, reader_skip, reader_eof};
+    fseek(fp, 0, SEEK_SET);
+    unsigned char *px = stbi_load_from_callbacks(&io, &reader, &w, &h, &ch, 0);
+    if (!px) *why = decode_failure(fp);
+    if (px && reader.read_past_end) {
+        static char buf[120];
+        const char *fmt = sniff_format(fp);
+        snprintf(buf, sizeof buf, "truncated %s: the file ends before the picture does", fmt ? fmt : "image"); /* TGA: no magic */
+        *why = buf;
+        stbi_image_free(px);
+        px = NULL;
+    }
+    fclose(fp);
+    if (!px) return -1;
+    if (ch < 1 || ch > 4) {
+        stbi_image_free(px);
+        *why = "unsupported number of channels";
+        return -1;
+    }
+    uint8_t *img = px, small[STL10_SIZE * STL10_SIZE * 4];
     if (w != STL10_SIZE || h != STL10_SIZE) {
-        if (!stbir_resize_uint8(px, w, h, 0, small, STL10_SIZE, STL10_SIZE, 0, 3)) {
+        if (!stbir_resize_uint8(px, w, h, 0, small, STL10_SIZE, STL10_SIZE, 0, ch)) {
             stbi_image_free(px);
             *why = "resize failed";
             return -1;
         }
-        rgb = small;
+        img = small;
     }
+    /* gray (1), gray + alpha (2): the gray value in all three planes; RGB(A): R, G, B */
     for (int c = 0; c < 3; c++)
         for (int x = 0; x < STL10_SIZE; x++)
             for (int y = 0; y < STL10_SIZE; y++)
-                rec[(c * STL10_SIZE + x) * STL10_SIZE + y] = rgb[(y * STL10_SIZE + x) * 3 + c];
+                rec[(c * STL10_SIZE + x) * STL10_SIZE + y] = img[(y * STL10_SIZE + x) * ch + (ch >= 3 ? c : 0)];
     stbi_image_free(px);
     return 0;
+}
+
+/* decode_record in a forked child, which sends the record (or the reason) back through a
+ * pipe. stb_image is not safe on hostile files: Debian 12's libstb (stb_image 2.27) writes
+ * past its Huffman tables on a JPEG whose DHT segment declares more than 256 codes
+ * (found by tests/fuzz, fixed upstream in 2.28), and a decoder bug could as well crash or
+ * loop. In a child, such a file costs only itself: a crash, or decoding for more than
+ * IMPORT_DECODE_TIMEOUT_S (SIGALRM), is reported by name as undecodable like any other bad
+ * file, and the parent's memory is never touched by the decoder. `import` runs without
+ * MPI, so fork is safe here. Test-only fault injection (tests/test_data.c):
+ * SIMCLR_FAULT="decode-crash@NAME" or "decode-hang@NAME" makes the child crash, or hang
+ * (with a 1 s timeout), on the file whose name is NAME. */
+#define IMPORT_DECODE_TIMEOUT_S 60
+
+static int decode_isolated(const char *path, uint8_t *rec, const char **why)
+{
+    static char reason[256];
+    const char *fault = getenv("SIMCLR_FAULT"), *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    int crash = fault && !strncmp(fault, "decode-crash@", 13) && !strcmp(fault + 13, base);
+    int hang = fault && !strncmp(fault, "decode-hang@", 12) && !strcmp(fault + 12, base);
+    int p[2];
+    if (pipe(p) != 0) fatal(EXIT_INTERNAL, "pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) fatal(EXIT_INTERNAL, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(p[0]);
+        signal(SIGALRM, SIG_DFL);
+        alarm(hang ? 1 : IMPORT_DECODE_TIMEOUT_S);
+        if (crash) raise(SIGSEGV);
+        if (hang) for (;;) pause();
+        const char *w = "";
+        uint8_t status = decode_record(path, rec, &w) == 0 ? 0 : 1;
+        size_t n = status ? strlen(w) : STL10_RECORD;
+        const uint8_t *src = status ? (const uint8_t *)w : rec;
+        int ok = write(p[1], &status, 1) == 1;
+        for (size_t done = 0; ok && done < n;) {
+            ssize_t got = write(p[1], src + done, n - done);
+            ok = got > 0;
+            done += ok ? (size_t)got : 0;
+        }
+        _exit(ok ? 0 : 1);
+    }
+    close(p[1]);
+    uint8_t status = 2;
+    size_t n = 0;
+    char msg[256];
+    int got_status = 0;
+    for (;;) {
+        ssize_t got;
+        if (!got_status) {
+            got = read(p[0], &status, 1);
+            if (got == 1) got_status = 1;
+        } else if (status == 0) {
+            got = n < STL10_RECORD ? read(p[0], rec + n, STL10_RECORD - n) : 0;
+            if (got > 0) n += (size_t)got;
+        } else {
+            got = n < sizeof msg - 1 ? read(p[0], msg + n, sizeof msg - 1 - n) : 0;
+            if (got > 0) n += (size_t)got;
+        }
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+    }
+    close(p[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFSIGNALED(st)) {
+        if (WTERMSIG(st) == SIGALRM)
+            snprintf(reason, sizeof reason, "decoding took over %d s (stopped)", hang ? 1 : IMPORT_DECODE_TIMEOUT_S);
+        else
+            snprintf(reason, sizeof reason, "the image decoder crashed (signal %d: %s) on this malformed file",
+                     WTERMSIG(st), strsignal(WTERMSIG(st)));
+        *why = reason;
+        return -1;
+    }
+    if (got_status && status == 0 && n == STL10_RECORD && WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
+    if (got_status && status == 1) {
+        msg[n] = 0;
+        snprintf(reason, sizeof reason, "%s", msg);
+    } else {
+        snprintf(reason, sizeof reason, "the image decoder failed (exit status %d)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    }
+    *why = reason;
+    return -1;
 }
 
 static FILE *open_tmp(const char *path, char *tmp, size_t tmpsz)
@@ -383,7 +601,7 @@ size_t data_import(const char *src_dir, const char *out_dir, const char *split,
             char path[PATH_MAX];
             path_join(path, sizeof path, dir, files[i]->d_name);
             const char *why = "";
-            if (decode_record(path, rec, &why) != 0) {
+            if (decode_isolated(path, rec, &why) != 0) {
                 fprintf(stderr, "simclr: import: %s: cannot decode: %s\n", path, why);
                 bad++;
             } else {

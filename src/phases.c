@@ -135,13 +135,6 @@ static void build_train_set(run_ctx *r, const uint8_t *held)
     dataset_init(&r->train, f->count);
     for (size_t i = 0; i < f->count; i++)
         if (take[i]) dataset_add(&r->train, f, i); /* file order: independent of the permutation */
-    if (r->rank == 0) {
-        FILE *out = open_in_run(r, "labeled_indices.txt", "w");
-        fprintf(out, "# records of %s used as labeled training images (0-based), %zu images\n",
-                f->path_x, r->train.n);
-        for (size_t i = 0; i < r->train.n; i++) fprintf(out, "%lld\n", (long long)r->train.rec[i]);
-        if (fclose(out) != 0) fatal(EXIT_IO, "%s/labeled_indices.txt: write failed", r->cfg.run_dir);
-    }
     free(perm);
     free(have);
     free(take);
@@ -189,6 +182,64 @@ static void open_data(run_ctx *r)
             fatal(EXIT_CONFIG, "%s: no pretraining images: set data.unlabeled_split or data.unlabeled_use_train", c->config_path);
     }
     free(held);
+}
+
+/* Rank 0, once the run is known to be valid (config, data, checkpoints checked): the run
+ * folder's outputs. Until then a refused run leaves an existing run folder as it was. */
+static void start_outputs(run_ctx *r)
+{
+    if (r->rank != 0) return;
+    write_text(r, "config.resolved.cfg", r->cfg_text);
+    if (is_phase(r, "eval")) return;
+    r->metrics = open_in_run(r, "metrics.jsonl", "a");
+    FILE *out = open_in_run(r, "labeled_indices.txt", "w");
+    fprintf(out, "# records of %s used as labeled training images (0-based), %zu images\n",
+            r->labeled_file.path_x, r->train.n);
+    for (size_t i = 0; i < r->train.n; i++) fprintf(out, "%lld\n", (long long)r->train.rec[i]);
+    if (fclose(out) != 0) fatal(EXIT_IO, "%s/labeled_indices.txt: write failed", r->cfg.run_dir);
+}
+
+/* Rank 0: a run folder belongs to one phase (RUN_DIR/PHASE), so that a phase started in the
+ * wrong folder is refused before it touches anything there. */
+static void claim_run_dir(const run_ctx *r)
+{
+    char path[PATH_MAX + 16], have[32] = "";
+    mkdir_p(r->cfg.run_dir);
+    snprintf(path, sizeof path, "%s/PHASE", r->cfg.run_dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(have, sizeof have, f)) have[0] = 0;
+        fclose(f);
+        have[strcspn(have, "\r\n")] = 0;
+        if (have[0] && strcmp(have, r->cfg.phase))
+            fatal(EXIT_CONFIG, "run_dir %s holds a %s run (%s); give %s its own run_dir", r->cfg.run_dir, have, path,
+                  r->cfg.phase);
+        return;
+    }
+    write_text(r, "PHASE", r->cfg.phase);
+}
+
+/* Batch sizes against the data and the ranks, before anything is allocated for them. */
+static void check_batches(const run_ctx *r)
+{
+    const config *c = &r->cfg;
+    if (is_phase(r, "eval")) return;
+    const size_t G = (size_t)c->train.batch, world = (size_t)r->world;
+    const int pre = is_phase(r, "pretrain");
+    const size_t N = pre ? r->unlabeled.n : r->train.n;
+    if (G < world)
+        fatal(EXIT_CONFIG, "%s: train.batch = %zu is smaller than the %zu ranks: every rank needs at least "
+              "one image per step", c->config_path, G, world);
+    if (pre && G < 2)
+        fatal(EXIT_CONFIG, "%s: train.batch = %zu: NT-Xent needs at least 2 images (negatives)", c->config_path, G);
+    if (G > N)
+        fatal(EXIT_CONFIG, "%s: train.batch = %zu is larger than the %zu %s images", c->config_path, G, N,
+              pre ? "pretraining" : "labeled training");
+    const size_t GP = (size_t)c->pretrain.probe_batch;
+    if (pre && GP > r->train.n)
+        fatal(EXIT_CONFIG, "%s: pretrain.probe_batch = %zu exceeds the %zu labeled images", c->config_path, GP, r->train.n);
+    if (pre && GP > 0 && GP < world)
+        fatal(EXIT_CONFIG, "%s: pretrain.probe_batch = %zu is smaller than the %zu ranks", c->config_path, GP, world);
 }
 
 /* Reads dataset entries idx[0..n) and writes their views into act[0] (3, nbatch, S, S) at
@@ -489,10 +540,7 @@ static int pretrain(run_ctx *r)
     model *m = &r->m;
     const size_t G = (size_t)c->train.batch, D = (size_t)c->model.proj_dim, N = r->unlabeled.n;
     const size_t spe = steps_per_epoch(N, G);
-    if (spe == 0)
-        fatal(EXIT_CONFIG, "%s: train.batch = %zu is larger than the %zu pretraining images", c->config_path, G, N);
     const size_t GP = (size_t)c->pretrain.probe_batch;
-    if (GP > r->train.n) fatal(EXIT_CONFIG, "%s: pretrain.probe_batch = %zu exceeds the %zu labeled images", c->config_path, GP, r->train.n);
     const size_t probe_spe = GP ? steps_per_epoch(r->train.n, GP) : 0;
 
     ntxent_dist nt;
@@ -506,6 +554,7 @@ static int pretrain(run_ctx *r)
     const aug_cfg *aug = &c->aug_contrastive;
 
     try_resume(r, spe);
+    start_outputs(r);
     if (r->rank == 0)
         printf("pretrain: %zu unlabeled images, global batch %zu (%zu views, %zu per rank on %d ranks), "
                "%zu steps/epoch, temperature %g%s\n", N, G, 2 * G, 2 * ln, r->world, spe, c->pretrain.temperature,
@@ -594,12 +643,12 @@ static int classify(run_ctx *r)
     const int train_encoder = !is_phase(r, "linear");
     const size_t G = (size_t)c->train.batch, N = r->train.n, C = (size_t)c->data.num_classes;
     const size_t spe = steps_per_epoch(N, G);
-    if (spe == 0) fatal(EXIT_CONFIG, "%s: train.batch = %zu is larger than the %zu labeled training images", c->config_path, G, N);
     const int g0 = train_encoder ? GROUP_ENCODER : GROUP_CLASSIFIER;
     if (!try_resume(r, spe) && !is_phase(r, "baseline")) {
         ckpt_meta meta = load_checkpoint(r, c->checkpoint, 1u << GROUP_ENCODER, 0);
         if (r->rank == 0) printf("%s: encoder from %s (%s, epoch %lld)\n", c->phase, c->checkpoint, meta.phase, (long long)meta.epoch);
     }
+    start_outputs(r);
     int64_t *perm = xcalloc(N, sizeof *perm, "permutation");
     int64_t *confusion = xcalloc(C * C, sizeof *confusion, "confusion");
     int32_t *lab = xcalloc(m->max_batch, sizeof *lab, "labels");
@@ -665,6 +714,7 @@ static int eval_phase(run_ctx *r)
     if (!strcmp(meta.phase, "pretrain"))
         fatal(EXIT_CKPT, "%s: a pretrain checkpoint has no trained classifier: evaluate the output of "
               "linear, finetune or baseline", c->checkpoint);
+    start_outputs(r);
     int64_t *conf = xcalloc((size_t)C * C, sizeof *conf, "confusion");
     double t0 = now_s();
     double top1 = evaluate(r, &r->eval, conf);
@@ -758,13 +808,12 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     r.cfg_text = config_to_text(&r.cfg);
     if (!r.cfg.run.hdf5_file_locking) ckpt_disable_file_locking();
     setup_threads(&r);
-    if (r.rank == 0) {
-        mkdir_p(r.cfg.run_dir);
-        write_text(&r, "config.resolved.cfg", r.cfg_text);
-        if (!is_phase(&r, "eval")) r.metrics = open_in_run(&r, "metrics.jsonl", "a");
-    }
+    if (r.rank == 0) claim_run_dir(&r);
+    /* rank 0 checks the data first, so that a bad file is reported once, not by every rank */
+    if (r.rank == 0) open_data(&r);
     dist_all_ok(1);
-    open_data(&r);
+    if (r.rank != 0) open_data(&r);
+    check_batches(&r);
     if (fault(&r, "short")) fault_short_reads(&r);
     if (fault(&r, "die")) _exit(9);
     size_t G = (size_t)r.cfg.train.batch, world = (size_t)r.world;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 
 #include "forkutil.h"
@@ -476,6 +477,224 @@ static void test_save_disk_full(void **state)
     check_child(&r, EXIT_IO, path, "disk full", NULL);
 }
 
+/* ---- hostile checkpoint files (issue 5) ------------------------------------------- */
+
+/* A tensor the config needs is absent (a checkpoint of a shallower model): named. */
+static void test_load_missing_param_tensor(void **state)
+{
+    char dir[4096], path[4200];
+    make_tmp_dir(dir, sizeof dir, "missing tensor");
+    pathf(path, sizeof path, "%s/c.h5", dir);
+    save_tiny(path, 1, 0); /* 2 conv layers */
+    load_args a = {path, TINY, (1u << NGROUPS) - 1, 0};
+    a.cfg.conv_layers = 3; /* 17 -> 8 -> 3 -> 1 */
+    expect_exit(do_load, &a, EXIT_CKPT, path, "missing tensor params/encoder.conv2.weight", NULL);
+}
+
+/* A FIFO (would block HDF5's open forever) or a folder where the checkpoint should be. */
+static void test_load_not_regular(void **state)
+{
+    char dir[4096], path[4200];
+    make_tmp_dir(dir, sizeof dir, "special");
+    pathf(path, sizeof path, "%s/fifo.h5", dir);
+    assert_int_equal(mkfifo(path, 0644), 0);
+    load_args a = {path, TINY, (1u << NGROUPS) - 1, 0};
+    expect_exit(do_load, &a, EXIT_CKPT, path, "not a regular file", NULL);
+    pathf(path, sizeof path, "%s/dir.h5", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    expect_exit(do_load, &a, EXIT_CKPT, path, "not a regular file", NULL);
+}
+
+/* Rewrites one piece of a valid checkpoint with the HDF5 C API (what a hostile or
+ * damaged file could hold). */
+typedef enum { H_ARRAY_ATTR, H_STRING_EPOCH, H_ARRAY_CONFIG, H_PHASE, H_NEG_EPOCH, H_NAN, H_NEG_V, H_INT_TENSOR } hostile_kind;
+
+static void make_hostile(const char *path, hostile_kind kind)
+{
+    save_tiny(path, 7, 1);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    if (kind == H_ARRAY_ATTR || kind == H_STRING_EPOCH || kind == H_NEG_EPOCH) {
+        assert_true(H5Adelete(f, "epoch") >= 0);
+        hsize_t n = 64;
+        hid_t sp = kind == H_ARRAY_ATTR ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
+        hid_t t = kind == H_STRING_EPOCH ? H5Tcopy(H5T_C_S1) : H5Tcopy(H5T_STD_I64LE);
+        if (kind == H_STRING_EPOCH) H5Tset_size(t, 8);
+        hid_t at = H5Acreate2(f, "epoch", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+        assert_true(at >= 0);
+        int64_t v[64];
+        for (int i = 0; i < 64; i++) v[i] = kind == H_NEG_EPOCH ? -5 : 3;
+        assert_true(H5Awrite(at, kind == H_STRING_EPOCH ? t : H5T_NATIVE_INT64, kind == H_STRING_EPOCH ? (const void *)"seven!!" : (const void *)v) >= 0);
+        H5Aclose(at), H5Tclose(t), H5Sclose(sp);
+    } else if (kind == H_ARRAY_CONFIG) { /* /config as 1000 strings of 64 bytes */
+        assert_true(H5Ldelete(f, "config", H5P_DEFAULT) >= 0);
+        hsize_t n = 1000;
+        hid_t sp = H5Screate_simple(1, &n, NULL), t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, 64);
+        hid_t d = H5Dcreate2(f, "config", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        char *junk = calloc(1000, 64);
+        memset(junk, 'A', 1000 * 64);
+        assert_true(H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, junk) >= 0);
+        free(junk);
+        H5Dclose(d), H5Tclose(t), H5Sclose(sp);
+    } else if (kind == H_PHASE) {
+        assert_true(H5Adelete(f, "phase") >= 0);
+        hid_t sp = H5Screate(H5S_SCALAR), t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, 7);
+        hid_t at = H5Acreate2(f, "phase", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+        assert_true(H5Awrite(at, t, "hacked") >= 0);
+        H5Aclose(at), H5Tclose(t), H5Sclose(sp);
+    } else if (kind == H_NAN || kind == H_NEG_V) {
+        const char *name = kind == H_NAN ? "params/encoder.conv0.bias" : "adam_v/head.fc1.bias";
+        hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+        assert_true(d >= 0);
+        float v[6] = {0.5f, 0.25f, kind == H_NAN ? NAN : -1.0f, 0.0f, 0.0f, 0.0f};
+        assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+        H5Dclose(d);
+    } else if (kind == H_INT_TENSOR) { /* integers where floats belong: converted, loads */
+        assert_true(H5Ldelete(f, "params/classifier.bias", H5P_DEFAULT) >= 0);
+        hsize_t n = 3;
+        hid_t sp = H5Screate_simple(1, &n, NULL);
+        hid_t d = H5Dcreate2(f, "params/classifier.bias", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        const int32_t v[3] = {1, -2, 3};
+        assert_true(H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+        H5Dclose(d), H5Sclose(sp);
+    }
+    assert_true(H5Fclose(f) >= 0);
+}
+
+/* Metadata or tensors that no run writes: one EXIT_CKPT message naming file and item, and
+ * never an overflow (an array where one value belongs: H5Aread/H5Dread would write all
+ * of it into a one-value buffer). */
+static void test_load_hostile_contents(void **state)
+{
+    char dir[4096], path[4200];
+    make_tmp_dir(dir, sizeof dir, "hostile");
+    struct {
+        hostile_kind kind;
+        const char *name, *want1, *want2;
+        int with_optimizer;
+    } cases[] = {
+        {H_ARRAY_ATTR, "array-attr.h5", "'epoch'", "not one integer", 0},
+        {H_STRING_EPOCH, "string-epoch.h5", "'epoch'", "not one integer", 0},
+        {H_ARRAY_CONFIG, "array-config.h5", "'config'", "not one fixed-length string", 0},
+        {H_PHASE, "phase.h5", "\"hacked\"", "phase", 0},
+        {H_NEG_EPOCH, "neg-epoch.h5", "epoch -5", "invalid metadata", 0},
+        {H_NAN, "nan.h5", "params/encoder.conv0.bias", "invalid value nan at element 2", 0},
+        {H_NEG_V, "neg-v.h5", "adam_v/head.fc1.bias", "must be >= 0", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pathf(path, sizeof path, "%s/%s", dir, cases[i].name);
+        make_hostile(path, cases[i].kind);
+        load_args a = {path, TINY, (1u << NGROUPS) - 1, cases[i].with_optimizer};
+        child_result r = run_child(do_load, &a);
+        check_child(&r, EXIT_CKPT, path, cases[i].want1, cases[i].want2, NULL);
+    }
+    pathf(path, sizeof path, "%s/int-tensor.h5", dir);
+    make_hostile(path, H_INT_TENSOR);
+    model m;
+    model_init(&m, &TINY, 2, 0);
+    ckpt_meta meta;
+    ckpt_load(path, &m, (1u << NGROUPS) - 1, 1, &meta);
+    free(meta.config_text);
+    const param_tensor *p = model_find(&m, "classifier.bias");
+    assert_true(m.params[p->offset] == 1.0f && m.params[p->offset + 1] == -2.0f);
+    model_free(&m);
+}
+
+/* HDF5 file locking refused: another process holds an exclusive lock on the checkpoint
+ * (what a filesystem that refuses locks looks like to HDF5). The load fails with
+ * EXIT_CKPT and the hint; with locking disabled (run.hdf5_file_locking = false calls
+ * ckpt_disable_file_locking) it loads. HDF5 1.10.8 reads HDF5_USE_FILE_LOCKING once, when
+ * the library starts (before the fork here), so that variable is tested by test_cli.sh. */
+typedef struct {
+    load_args load;
+    int mode; /* 0 locking on, 1 ckpt_disable_file_locking */
+} lock_args;
+
+static void do_load_locking(void *p)
+{
+    lock_args *a = p;
+    if (a->mode == 1) ckpt_disable_file_locking();
+    do_load(&a->load);
+    printf("loaded\n");
+}
+
+static void test_file_locking(void **state)
+{
+    char dir[4096], path[4200];
+    make_tmp_dir(dir, sizeof dir, "locking");
+    pathf(path, sizeof path, "%s/c.h5", dir);
+    save_tiny(path, 3, 1);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+    lock_args a = {{path, TINY, (1u << NGROUPS) - 1, 1}, 0};
+    expect_exit(do_load_locking, &a, EXIT_CKPT, path, "run.hdf5_file_locking = false", "HDF5_USE_FILE_LOCKING=FALSE", NULL);
+    a.mode = 1;
+    expect_exit(do_load_locking, &a, 0, "loaded", NULL);
+    flock(fd, LOCK_UN);
+    close(fd);
+}
+
+/* Saving and loading with locking disabled round-trips (the run.hdf5_file_locking =
+ * false path), in a child: the switch is process-wide. */
+static void do_roundtrip_no_locking(void *p)
+{
+    const char *path = p;
+    ckpt_disable_file_locking();
+    save_tiny(path, 77, 1);
+    model m;
+    model_init(&m, &TINY, 2, 0);
+    ckpt_meta meta;
+    ckpt_load(path, &m, (1u << NGROUPS) - 1, 1, &meta);
+    model want;
+    tiny_model(&want, &TINY, 77);
+    printf("%s\n", same_floats(want.adam_v, m.adam_v, m.nparams) ? "same" : "DIFFERENT");
+    free(meta.config_text);
+}
+
+static void test_no_locking_roundtrip(void **state)
+{
+    char dir[4096], path[4200];
+    make_tmp_dir(dir, sizeof dir, "nolock");
+    pathf(path, sizeof path, "%s/c.h5", dir);
+    expect_exit(do_roundtrip_no_locking, path, 0, "same", NULL);
+}
+
+/* kill -9 during a checkpoint write leaves NAME.tmp (and maybe LATEST.tmp) behind, while
+ * LATEST still names the previous complete checkpoint: that one is found and loads, and
+ * the next save and LATEST update replace the stale temporary files. */
+static void test_stale_tmp_after_kill(void **state)
+{
+    char dir[4096], a_path[4200], b_path[4200], b_tmp[4300], l_tmp[4300], out[4300];
+    make_tmp_dir(dir, sizeof dir, "killed");
+    pathf(a_path, sizeof a_path, "%s/ckpt-epoch0001.h5", dir);
+    pathf(b_path, sizeof b_path, "%s/ckpt-epoch0002.h5", dir);
+    pathf(b_tmp, sizeof b_tmp, "%s.tmp", b_path);
+    pathf(l_tmp, sizeof l_tmp, "%s/LATEST.tmp", dir);
+    save_tiny(a_path, 81, 1);
+    ckpt_set_latest(dir, "ckpt-epoch0001.h5");
+    save_tiny(b_path, 82, 1); /* a half-written epoch-2 file, as kill -9 leaves it */
+    struct stat st;
+    assert_int_equal(stat(b_path, &st), 0);
+    assert_int_equal(truncate(b_path, st.st_size / 2), 0);
+    assert_int_equal(rename(b_path, b_tmp), 0);
+    write_text_file(l_tmp, "ckpt-epoch00"); /* a torn LATEST.tmp */
+
+    assert_int_equal(ckpt_latest(dir, out, sizeof out), 1);
+    assert_string_equal(out, a_path);
+    assert_intact(out, 81);
+
+    save_tiny(b_path, 83, 1);
+    ckpt_set_latest(dir, "ckpt-epoch0002.h5");
+    assert_false(file_exists(b_tmp));
+    assert_false(file_exists(l_tmp));
+    assert_int_equal(ckpt_latest(dir, out, sizeof out), 1);
+    assert_string_equal(out, b_path);
+    assert_intact(out, 83);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -493,6 +712,12 @@ int main(void)
         cmocka_unit_test(test_save_missing_dir),
         cmocka_unit_test(test_save_blocked_tmp),
         cmocka_unit_test(test_save_disk_full),
+        cmocka_unit_test(test_load_missing_param_tensor),
+        cmocka_unit_test(test_load_not_regular),
+        cmocka_unit_test(test_load_hostile_contents),
+        cmocka_unit_test(test_file_locking),
+        cmocka_unit_test(test_no_locking_roundtrip),
+        cmocka_unit_test(test_stale_tmp_after_kill),
     };
     set_abort_hook(fail_on_fatal);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -141,6 +141,76 @@ expect "resume finetune from a pretrain checkpoint: exit 6" 6 -m "$pre/final.h5"
 expect "finetune train.batch above the labeled images: exit 3" 3 -m train.batch -- \
   "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=1000 --set "checkpoint=$pre/final.h5" --set "run_dir=$tmp/f-batch"
 
+# ---- hostile inputs (issue 5; docs/ERRORS.md) -------------------------------------------
+expect "data.dir is a regular file: exit 4 naming it" 4 -m "$tmp/a-file/train_X.bin" -m "Not a directory" -- \
+  "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set "data.dir=$tmp/a-file" --set "run_dir=$tmp/r-dirfile"
+expect "import into a path under a regular file: exit 5" 5 -m "$tmp/a-file" -- \
+  "$simclr" import data/sample/unlabeled "$tmp/a-file/out" --split u
+expect "labels_per_class above the labeled images: exit 3 naming the key" 3 -m "data.labels_per_class = 30" -- \
+  "${np1[@]}" baseline conf/baseline.cfg "${tiny[@]}" --set data.labels_per_class=30 --set train.batch=20 --set "run_dir=$tmp/b-lpc"
+printf 'run_dir = "%s";\ndata = { dir = "%s"; };\ntrain = { batch = 4294967360; };\n' "$tmp/r-big" "$data" > "$tmp/bigint.cfg"
+expect "integer literal over 32 bits (libconfig would wrap it to 64): exit 3" 3 -m "$tmp/bigint.cfg:3" -m "train.batch = 4294967360" -- \
+  "${np1[@]}" pretrain "$tmp/bigint.cfg"
+expect "checkpoint is a folder: exit 6" 6 -m "$tmp/empty" -m "not a regular file" -- \
+  "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=20 --set "checkpoint=$tmp/empty" --set "run_dir=$tmp/f-dir"
+
+# LC_NUMERIC with a decimal comma: the program never calls setlocale, so libconfig and
+# --set parse "0.25" the same under any LANG/LC_ALL. A de_DE locale is compiled with
+# localedef when none is installed (LOCPATH).
+loc=
+for l in de_DE.UTF-8 de_DE.utf8; do locale -a 2>/dev/null | grep -qx "$l" && loc=$l && break; done
+if [[ -z $loc ]] && [[ -e /usr/share/i18n/locales/de_DE ]] && mkdir -p "$tmp/locale" && localedef -i de_DE -f UTF-8 "$tmp/locale/de_DE.UTF-8" > /dev/null 2>&1; then
+  export LOCPATH=$tmp/locale; loc=de_DE.UTF-8
+fi
+if [[ -n $loc ]] && [[ $(LC_ALL=$loc /usr/bin/printf '%.1f' 0.5) == 0,5 ]]; then
+  expect "LC_ALL=$loc (decimal comma): tiny pretrain, config parsed as in the C locale" 0 -- \
+    env LC_ALL=$loc "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.batch=100 --set pretrain.probe_batch=0 \
+    --set train.lr=0.25 --set "run_dir=$tmp/r-locale"
+  grep -q 'lr = 0.25;' "$tmp/r-locale/config.resolved.cfg" && grep -q 'temperature = 0.1;' "$tmp/r-locale/config.resolved.cfg" \
+    && ok "  ... config.resolved.cfg has lr = 0.25 and temperature = 0.1" \
+    || bad "LC_ALL=$loc: config.resolved.cfg" "$(grep -E 'lr =|temperature' "$tmp/r-locale/config.resolved.cfg" 2>&1)"
+else
+  ok "SKIPPED: no decimal-comma locale, and localedef could not compile de_DE"
+fi
+
+# kill -9 during a checkpoint write: a torn NAME.tmp and LATEST.tmp are left, LATEST still
+# names the last complete checkpoint; resume=auto continues from it (here with
+# run.hdf5_file_locking = false, which must work too).
+killed=$tmp/killed
+cp -r "$pre" "$killed"
+head -c 3000 "$pre/final.h5" > "$killed/ckpt-epoch0002.h5.tmp"
+printf 'ckpt-ep' > "$killed/LATEST.tmp"
+expect "after kill -9 mid-write: resume=auto from LATEST, with hdf5_file_locking=false" 0 \
+  -m "resumed from $killed/final.h5 (epoch 1" -- \
+  "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.batch=100 --set pretrain.probe_batch=0 --set train.epochs=2 \
+  --set run.hdf5_file_locking=false --set "run_dir=$killed"
+grep -q '"epoch":2' "$killed/metrics.jsonl" && [[ $(cat "$killed/LATEST") == final.h5 && ! -e $killed/LATEST.tmp ]] \
+  && ok "  ... epoch 2 done, LATEST = final.h5, no LATEST.tmp" || bad "resume after kill -9" "$(ls -l "$killed"; cat "$killed/LATEST")"
+# LATEST naming a damaged checkpoint (not what a kill leaves, but a bad disk): exit 6
+damaged=$tmp/damaged
+mkdir -p "$damaged" && head -c 4000 "$pre/final.h5" > "$damaged/final.h5" && echo final.h5 > "$damaged/LATEST"
+expect "resume=auto with LATEST naming a truncated file: exit 6 naming it" 6 -m "$damaged/final.h5" -- \
+  "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.batch=100 --set pretrain.probe_batch=0 --set "run_dir=$damaged"
+
+# HDF5 file locking refused (another process holds an exclusive flock on the checkpoint,
+# as HDF5 sees a filesystem without locks): exit 6 with the hint; run.hdf5_file_locking =
+# false or HDF5_USE_FILE_LOCKING=FALSE then load it.
+if command -v flock > /dev/null; then
+  flock -x "$pre/final.h5" sleep 60 &
+  lockpid=$!
+  for _ in $(seq 50); do flock -xn "$pre/final.h5" true 2> /dev/null || break; sleep 0.1; done
+  fine1=("${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=20 --set "checkpoint=$pre/final.h5")
+  expect "checkpoint locked by another process: exit 6 with the locking hint" 6 -m "$pre/final.h5" \
+    -m "run.hdf5_file_locking = false" -m "HDF5_USE_FILE_LOCKING=FALSE" -- "${fine1[@]}" --set "run_dir=$tmp/f-locked"
+  expect "  ... loads with run.hdf5_file_locking = false" 0 -m "encoder from $pre/final.h5" -- \
+    "${fine1[@]}" --set run.hdf5_file_locking=false --set "run_dir=$tmp/f-nolock"
+  expect "  ... loads with HDF5_USE_FILE_LOCKING=FALSE" 0 -m "encoder from $pre/final.h5" -- \
+    env HDF5_USE_FILE_LOCKING=FALSE "${fine1[@]}" --set "run_dir=$tmp/f-nolock-env"
+  kill "$lockpid" 2> /dev/null; wait "$lockpid" 2> /dev/null
+else
+  ok "no flock(1): file-locking check skipped"
+fi
+
 echo "test_cli.sh: $((SECONDS - t_start)) s"
 echo "$passed passed, $failed failed"
 ((failed == 0))

@@ -395,23 +395,115 @@ static void test_config_hash(void **state)
     assert_true(config_hash("lr = 0.1;") != config_hash("lr = 0.2;"));
 }
 
-/* A comma-decimal locale must not change how files or --set values parse. */
+/* Loads a config in the child and checks the parsed numbers itself (printing them would
+ * use the decimal comma of the locale under test). */
+static void do_load_check_numbers(void *p)
+{
+    load_args *a = p;
+    config c;
+    config_load(&c, a->path, a->phase, a->sets, a->nsets);
+    int ok = c.train.lr == 0.25 && c.pretrain.temperature == 0.5 && c.aug_contrastive.brightness == 0.75f;
+    printf("%s\n", ok ? "numbers ok" : "NUMBERS WRONG");
+    char *text = config_to_text(&c);
+    printf("%s\n", strstr(text, "lr = 0.25") ? "text ok" : "TEXT WRONG");
+    free(text);
+}
+
+/* A comma-decimal LC_NUMERIC must not change how files or --set values parse, nor how
+ * config_to_text writes them (the program itself never calls setlocale; this checks the
+ * functions hold even if something in the process does). When no such locale is
+ * installed, one is compiled with localedef into the temporary folder (LOCPATH). */
 static void test_locale_independent(void **state)
 {
     const char *names[] = {"de_DE.UTF-8", "de_DE.utf8", "de_DE", "fr_FR.UTF-8", "fr_FR.utf8"};
     const char *got = NULL;
     for (size_t i = 0; i < 5 && !got; i++) got = setlocale(LC_NUMERIC, names[i]);
+    if (!got && file_exists("/usr/share/i18n/locales/de_DE")) {
+        char locdir[4096], cmd[8400];
+        make_tmp_dir(locdir, sizeof locdir, "locale");
+        pathf(cmd, sizeof cmd, "localedef -i de_DE -f UTF-8 '%s/de_DE.UTF-8' >/dev/null 2>&1", locdir);
+        if (system(cmd) == 0) {
+            setenv("LOCPATH", locdir, 1);
+            got = setlocale(LC_NUMERIC, "de_DE.UTF-8");
+            print_message("  compiled de_DE.UTF-8 with localedef into %s\n", locdir);
+        }
+    }
     if (!got) {
-        print_message("  no comma-decimal locale installed: skipped\n");
+        print_message("  no comma-decimal locale installed and localedef failed: skipped\n");
         skip();
     }
+    char probe[16];
+    snprintf(probe, sizeof probe, "%.1f", 0.5);
+    print_message("  LC_NUMERIC %s: printf(\"%%.1f\", 0.5) gives \"%s\"\n", got, probe);
     char path[4300];
-    cfg_file(path, sizeof path, "locale.cfg", REQUIRED "train = { lr = 0.25; };\n");
+    cfg_file(path, sizeof path, "locale.cfg", REQUIRED "train = { lr = 0.25; };\naugment = { contrastive = { brightness = 0.75; }; };\n");
     char *set[] = {"pretrain.temperature=0.5"};
     load_args a = {path, "pretrain", set, 1};
-    child_result r = run_child(do_load, &a);
+    child_result r = run_child(do_load_check_numbers, &a);
+    char *comma[] = {"pretrain.temperature=0,5"}; /* the locale's own notation is still refused */
+    load_args b = {path, "pretrain", comma, 1};
+    child_result rb = run_child(do_load, &b);
     setlocale(LC_NUMERIC, "C");
-    check_child(&r, 0, NULL);
+    assert_string_equal(probe, "0,5"); /* the locale really is a decimal-comma one */
+    check_child(&r, 0, "numbers ok", "text ok", NULL);
+    check_child(&rb, EXIT_CONFIG, "pretrain.temperature", "number", NULL);
+}
+
+/* Hostile config files: a folder, an @include of a missing file or of itself, empty,
+ * binary, a UTF-8 byte-order mark, zero epochs. */
+static void test_hostile_files(void **state)
+{
+    load_args a = {g_dir, "pretrain", NULL, 0};
+    if (!g_dir[0]) make_tmp_dir(g_dir, sizeof g_dir, "conf");
+    a.path = g_dir;
+    expect_exit(do_load, &a, EXIT_CONFIG, g_dir, "is a directory", NULL);
+    expect_config_error(REQUIRED "\n@include \"no-such-include.cfg\"\n", 4, "include");
+    char self[4300], where[4400];
+    cfg_file(self, sizeof self, "self.cfg", "\n@include \"self.cfg\"\n");
+    pathf(where, sizeof where, "self.cfg:2");
+    a.path = self;
+    expect_exit(do_load, &a, EXIT_CONFIG, where, "nesting too deep", NULL);
+    char empty[4300];
+    cfg_file(empty, sizeof empty, "empty.cfg", "");
+    a.path = empty;
+    expect_exit(do_load, &a, EXIT_CONFIG, empty, "run_dir is required", NULL);
+    char bin[4300];
+    const char garbage[] = "\x7f" "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0>\0\x01\0\0\0";
+    pathf(bin, sizeof bin, "%s/binary.cfg", g_dir);
+    write_file(bin, garbage, sizeof garbage);
+    pathf(where, sizeof where, "%s:1", bin);
+    a.path = bin;
+    expect_exit(do_load, &a, EXIT_CONFIG, where, "syntax error", NULL);
+    expect_config_error("\xef\xbb\xbf" REQUIRED, 1, "syntax error");
+    expect_config_error(REQUIRED "train = { epochs = 0; };\n", 3, "train.epochs");
+}
+
+/* libconfig 1.5 reads integers without an L suffix into 32 bits, wrapping larger ones
+ * ("batch = 4294967360" would be 64): refused with file:line and key. */
+static void test_big_integers(void **state)
+{
+    expect_config_error(REQUIRED "train = { batch = 4294967360; };\n", 3, "train.batch = 4294967360 does not fit in 32 bits");
+    expect_config_error(REQUIRED "# 99999999999 in a comment is fine\nseed = 8589934593;\n", 4, "seed = 8589934593");
+    expect_config_error(REQUIRED "train = { epochs = 0x100000002; };\n", 3, "train.epochs = 0x100000002");
+    expect_config_error(REQUIRED "seed = 99999999999999999999;\n", 3, "does not fit in 64 bits");
+    expect_config_error(REQUIRED "model = {\n  width = -2147483649; };\n", 4, "model.width = -2147483649");
+    /* in an @included file: that file and line */
+    char inc[4300], main_cfg[4300];
+    cfg_file(inc, sizeof inc, "bigint.cfg", "\n\nseed = 4294967297;\n");
+    cfg_file(main_cfg, sizeof main_cfg, "bigint-main.cfg", REQUIRED "@include \"bigint.cfg\"\n");
+    load_args a = {main_cfg, "pretrain", NULL, 0};
+    expect_exit(do_load, &a, EXIT_CONFIG, "bigint.cfg:3", "seed = 4294967297", NULL);
+    /* fine: with L, in strings and comments, as floats, and the 32-bit limits themselves */
+    char path[4300];
+    cfg_file(path, sizeof path, "bigok.cfg",
+             "run_dir = \"r 4294967360\";\ndata = { dir = \"d\"; holdout_seed = 4294967297L; };\n"
+             "/* 99999999999\n 88888888888 */ seed = 2147483647; // 77777777777\n"
+             "train = { lr = 1.5e-3; eps = 1e-10; };\nrun = { log_interval_s = 65536.0; };\n");
+    config c;
+    config_load(&c, path, "pretrain", NULL, 0);
+    assert_int_equal(c.data.holdout_seed, 4294967297LL);
+    assert_int_equal(c.seed, 2147483647LL);
+    assert_string_equal(c.run_dir, "r 4294967360");
 }
 
 int main(void)
@@ -431,6 +523,8 @@ int main(void)
         cmocka_unit_test(test_to_text_reads_back),
         cmocka_unit_test(test_config_hash),
         cmocka_unit_test(test_locale_independent),
+        cmocka_unit_test(test_hostile_files),
+        cmocka_unit_test(test_big_integers),
     };
     set_abort_hook(fail_on_fatal);
     return cmocka_run_group_tests(tests, NULL, NULL);
