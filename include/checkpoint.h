@@ -3,7 +3,7 @@
  *   (e.g. /params/encoder.conv0.weight (128, 3, 3, 3)), so an h5py script loads them into
  *   torch.nn modules as they are;
  *   root attributes format_version, phase, epoch, step, world_size, seed, config_hash
- *   (H5T_STD_I64LE / strings) and the dataset /config (the resolved config text).
+ *   (H5T_STD_I64LE / strings), eval_set (the held-out images it never saw) and the dataset /config (the resolved config text).
  * Writes are atomic: NAME.tmp is written and closed, fsynced, renamed to NAME, and the
  * directory fsynced; only then is RUN_DIR/LATEST updated (same way). A checkpoint does not
  * exist until its rename. Loads check the format version and every tensor's shape and name
@@ -16,7 +16,7 @@
 
 #include "model.h"
 
-#define CKPT_FORMAT_VERSION 1
+#define CKPT_FORMAT_VERSION 2 /* 2: eval_set attribute */
 
 typedef struct {
     char phase[16];      /* phase that wrote it: pretrain, linear, finetune, baseline */
@@ -26,6 +26,8 @@ typedef struct {
     int64_t seed;
     uint64_t config_hash;
     char *config_text;   /* resolved config; owned by the caller (free) after ckpt_load */
+    char eval_set[256];  /* which images were held out for evaluation when it was trained
+                          * (phases.c eval_set_id); "" when unknown */
 } ckpt_meta;
 
 /* Disables HDF5 file locking for the files this process opens from now on (for

@@ -115,7 +115,7 @@ void ckpt_save(const char *path, const model *m, const ckpt_meta *meta, int with
     int err = attr_i64(f, "format_version", CKPT_FORMAT_VERSION) || attr_i64(f, "epoch", meta->epoch) ||
               attr_i64(f, "step", meta->step) || attr_i64(f, "world_size", meta->world_size) ||
               attr_i64(f, "seed", meta->seed) || attr_i64(f, "config_hash", (int64_t)meta->config_hash) ||
-              write_string(f, "phase", meta->phase, 1) ||
+              write_string(f, "phase", meta->phase, 1) || write_string(f, "eval_set", meta->eval_set, 1) ||
               write_string(f, "config", meta->config_text ? meta->config_text : "", 0) ||
               write_tensors(f, "params", m, m->params);
     if (!err && with_optimizer)
@@ -274,6 +274,9 @@ void ckpt_load(const char *path, model *m, unsigned group_mask, int with_optimiz
     char *phase = read_string(f, path, "phase", 1);
     snprintf(meta->phase, sizeof meta->phase, "%s", phase);
     free(phase);
+    char *eval_set = read_string(f, path, "eval_set", 1);
+    snprintf(meta->eval_set, sizeof meta->eval_set, "%s", eval_set);
+    free(eval_set);
     meta->epoch = read_i64(f, path, "epoch");
     meta->step = read_i64(f, path, "step");
     meta->world_size = read_i64(f, path, "world_size");

@@ -39,6 +39,7 @@ typedef struct {
     dataset eval;      /* evaluation images (hold-out slice or eval_split) */
     dataset unlabeled; /* pretraining images */
     char eval_desc[256];
+    char eval_set[256]; /* identity of the eval images, stored in checkpoints (eval_set_id) */
     model m;
     FILE *metrics; /* rank 0 only */
     uint8_t *img;  /* one decoded image */
@@ -153,6 +154,7 @@ static void open_data(run_ctx *r)
         dataset_init(&r->eval, r->eval_file.count);
         for (size_t i = 0; i < r->eval_file.count; i++) dataset_add(&r->eval, &r->eval_file, i);
         snprintf(r->eval_desc, sizeof r->eval_desc, "all %zu images of split '%s'", r->eval.n, c->data.eval_split);
+        snprintf(r->eval_set, sizeof r->eval_set, "split %s", c->data.eval_split);
     } else {
         const stl10_file *f = &r->labeled_file;
         held = xcalloc(f->count, 1, "hold-out");
@@ -168,7 +170,12 @@ static void open_data(run_ctx *r)
                  "stratified hold-out of %d per class (%zu images) from split '%s', holdout_seed %lld; "
                  "never used for training or pretraining", c->data.eval_per_class, r->eval.n, c->data.split,
                  (long long)c->data.holdout_seed);
+        snprintf(r->eval_set, sizeof r->eval_set, "hold-out %d per class of %zu images of split %s, holdout_seed %lld",
+                 c->data.eval_per_class, f->count, c->data.split, (long long)c->data.holdout_seed);
     }
+    if (!eval && !strcmp(c->data.eval_split, c->data.split))
+        fatal(EXIT_CONFIG, "%s: data.eval_split = data.split = \"%s\": the eval images would be training images",
+              c->config_path, c->data.split);
     if (!eval) build_train_set(r, held);
     if (is_phase(r, "pretrain")) {
         int use_extra = c->data.unlabeled_split[0] != 0;
@@ -303,6 +310,7 @@ static void save_checkpoint(run_ctx *r, int64_t epoch, const char *name)
         ckpt_meta meta = {.epoch = epoch, .step = r->step, .world_size = r->world, .seed = r->cfg.seed,
                           .config_hash = config_hash(r->cfg_text), .config_text = r->cfg_text};
         snprintf(meta.phase, sizeof meta.phase, "%s", r->cfg.phase);
+        snprintf(meta.eval_set, sizeof meta.eval_set, "%s", r->eval_set);
         ckpt_save(path, &r->m, &meta, 1);
         ckpt_set_latest(r->cfg.run_dir, name);
         /* keep the newest keep_checkpoints epoch checkpoints */
@@ -326,6 +334,12 @@ static ckpt_meta load_checkpoint(run_ctx *r, const char *path, unsigned mask, in
         meta.config_text = NULL;
     }
     dist_bcast(&meta, sizeof meta, 0);
+    /* The eval images must be ones the checkpoint never saw: the same hold-out, unless this
+     * run evaluates on a split of its own (data.eval_split). */
+    if (!r->cfg.data.eval_split[0] && strcmp(meta.eval_set, r->eval_set))
+        die_agreed(r, EXIT_CKPT, "%s was trained with eval set \"%s\", this run holds out \"%s\": the checkpoint "
+                   "may have seen these eval images; use the data.* hold-out settings it was trained with", path,
+                   meta.eval_set, r->eval_set);
     float *bufs[3] = {r->m.params, r->m.adam_m, r->m.adam_v};
     for (int b = 0; b < (with_optimizer ? 3 : 1); b++)
         for (int g = 0; g < NGROUPS; g++)
@@ -720,15 +734,7 @@ static int eval_phase(run_ctx *r)
     double top1 = evaluate(r, &r->eval, conf);
     double secs = now_s() - t0;
     if (r->rank == 0) {
-        char names[DATA_MAX_CLASSES][64];
-        char path[PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/class_names.txt", c->data.dir);
-        FILE *fn = fopen(path, "r");
-        for (int k = 0; k < C; k++) {
-            snprintf(names[k], sizeof names[k], "class %d", k + 1);
-            if (fn && fgets(names[k], sizeof names[k], fn)) names[k][strcspn(names[k], "\r\n")] = 0;
-        }
-        if (fn) fclose(fn);
+        char **names = stl10_class_names(c->data.dir, C); /* checked: one name per class */
         FILE *f = open_in_run(r, "eval.json", "w");
         fprintf(f, "{\"phase\":\"eval\",\"trained_phase\":");
         json_str(f, meta.phase);
@@ -748,6 +754,7 @@ static int eval_phase(run_ctx *r)
         }
         fprintf(f, "],\n \"class_names\":[");
         for (int k = 0; k < C; k++) fprintf(f, "%s", k ? "," : ""), json_str(f, names[k]);
+        free(names);
         fprintf(f, "],\n \"data_dir\":");
         json_str(f, c->data.dir);
         fprintf(f, ",\"split\":");

@@ -278,7 +278,7 @@ static void test_h5py_reads_it(void **state)
                     "assert w.shape == (4, 3, 3, 3) and w.dtype == np.dtype('<f4'), (w.shape, w.dtype)\n"
                     "assert f['params/encoder.fc.weight'].shape == (5, 36)\n"
                     "assert f['adam_v/classifier.weight'].shape == (3, 5)\n"
-                    "assert int(f.attrs['format_version']) == 1 and int(f.attrs['epoch']) == 7\n"
+                    "assert int(f.attrs['format_version']) == 2 and int(f.attrs['epoch']) == 7\n"
                     "assert f.attrs['step'].dtype == np.dtype('<i8')\n"
                     "p = f.attrs['phase']; p = p.decode() if isinstance(p, bytes) else str(p)\n"
                     "assert p == 'finetune', p\n"

@@ -196,7 +196,7 @@ expect "resume=auto with LATEST naming a truncated file: exit 6 naming it" 6 -m 
 # as HDF5 sees a filesystem without locks): exit 6 with the hint; run.hdf5_file_locking =
 # false or HDF5_USE_FILE_LOCKING=FALSE then load it.
 if command -v flock > /dev/null; then
-  flock -x "$pre/final.h5" sleep 60 &
+  flock -x "$pre/final.h5" sleep 60 > /dev/null 2>&1 &  # no inherited stdout: run_tests.sh waits for it
   lockpid=$!
   for _ in $(seq 50); do flock -xn "$pre/final.h5" true 2> /dev/null || break; sleep 0.1; done
   fine1=("${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=20 --set "checkpoint=$pre/final.h5")
@@ -206,10 +206,22 @@ if command -v flock > /dev/null; then
     "${fine1[@]}" --set run.hdf5_file_locking=false --set "run_dir=$tmp/f-nolock"
   expect "  ... loads with HDF5_USE_FILE_LOCKING=FALSE" 0 -m "encoder from $pre/final.h5" -- \
     env HDF5_USE_FILE_LOCKING=FALSE "${fine1[@]}" --set "run_dir=$tmp/f-nolock-env"
-  kill "$lockpid" 2> /dev/null; wait "$lockpid" 2> /dev/null
+  pkill -P "$lockpid" 2> /dev/null; kill "$lockpid" 2> /dev/null; wait "$lockpid" 2> /dev/null
 else
   ok "no flock(1): file-locking check skipped"
 fi
+
+# The eval images must be ones the checkpoint never saw: a classifier phase or eval whose
+# hold-out differs from the checkpoint's is refused (exit 6), and so is evaluating on the
+# training split itself (exit 3).
+expect "finetune with another data.holdout_seed than its pretrain checkpoint: exit 6" 6 -m "eval set" -- \
+  "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=20 --set data.holdout_seed=99 \
+  --set "checkpoint=$pre/final.h5" --set "run_dir=$tmp/f-holdout"
+expect "linear with data.eval_split = data.split: exit 3" 3 -m "data.eval_split = data.split" -- \
+  "${np1[@]}" linear conf/linear.cfg "${tiny[@]}" --set train.batch=20 --set data.eval_split=train \
+  --set "checkpoint=$pre/final.h5" --set "run_dir=$tmp/l-same-split"
+expect "a phase in another phase's run_dir: exit 3 before writing there" 3 -m "holds a pretrain run" -- \
+  "${np1[@]}" baseline conf/baseline.cfg "${tiny[@]}" --set train.batch=20 --set "run_dir=$pre"
 
 echo "test_cli.sh: $((SECONDS - t_start)) s"
 echo "$passed passed, $failed failed"
