@@ -31,7 +31,7 @@ for name in "$@"; do
   scratch=$root/$build/scratch-$name
   rm -rf "$scratch" && mkdir -p "$work" "$scratch"
   (cd "$scratch" && TMPDIR=$scratch "$root/$build/$name" -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 -max_len=65536 \
-    -close_fd_mask=3 -detect_leaks=0 -artifact_prefix="$root/$build/artifacts/$name-" -print_final_stats=1 \
+    -seed="${FUZZ_SEED:-1}" -close_fd_mask=3 -detect_leaks=0 -artifact_prefix="$root/$build/artifacts/$name-" -print_final_stats=1 \
     "$work" "$seeds") > "$log" 2>&1
   rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
