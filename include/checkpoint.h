@@ -1,6 +1,7 @@
 /* checkpoint.h: the one HDF5 caller. A checkpoint is one HDF5 file:
  *   /params/<tensor>, /adam_m/<tensor>, /adam_v/<tensor>  H5T_IEEE_F32LE, PyTorch shapes
- *   (e.g. /params/encoder.conv0.weight (128, 3, 3, 3)), so an h5py script loads them into
+ *   (e.g. /params/encoder.conv0.weight (128, 3, 3, 3)), each one chunk with a Fletcher-32
+ *   checksum (a corrupted tensor fails to load), so an h5py script loads them into
  *   torch.nn modules as they are;
  *   root attributes format_version, phase, epoch, step, world_size, seed, config_hash
  *   (H5T_STD_I64LE / strings), eval_set (the held-out images it never saw) and the dataset /config (the resolved config text).

@@ -91,7 +91,12 @@ static int write_tensors(hid_t file, const char *group, const model *m, const fl
         hsize_t dims[4];
         for (int i = 0; i < p->ndim; i++) dims[i] = (hsize_t)p->shape[i];
         hid_t s = H5Screate_simple(p->ndim, dims, NULL);
-        hid_t d = H5Dcreate2(g, p->name, H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        /* one chunk per tensor with a Fletcher-32 checksum: a corrupted tensor fails to read */
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_chunk(dcpl, p->ndim, dims);
+        H5Pset_fletcher32(dcpl);
+        hid_t d = H5Dcreate2(g, p->name, H5T_IEEE_F32LE, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        H5Pclose(dcpl);
         err = d < 0 || H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + p->offset) < 0;
         if (d >= 0) H5Dclose(d);
         H5Sclose(s);
@@ -238,7 +243,7 @@ static void read_tensors(hid_t f, const char *path, const char *group, model *m,
                   "from another model configuration?", path, name, have, want);
         }
         if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + p->offset) < 0)
-            fatal(EXIT_CKPT, "%s: cannot read tensor %s (truncated file?)", path, name);
+            fatal(EXIT_CKPT, "%s: cannot read tensor %s (truncated file, or its checksum does not match: corrupted)", path, name);
         /* nothing read from a file is trusted: a NaN/Inf weight (or a negative second
          * moment, whose square root is NaN) would only surface later as "diverged" */
         const float *v = buf + p->offset;

@@ -262,7 +262,17 @@ static void apply_set(config *c, const char *arg)
         if (strcmp(val, "true") && strcmp(val, "false")) fatal(EXIT_CONFIG, "%s=%s: must be true or false", where, val);
         *(int *)((char *)c + k->off) = !strcmp(val, "true");
         break;
-    case T_STR: set_string(c, k, val, where); break;
+    case T_STR: { /* key="text" as a shell passes it: one pair of surrounding quotes is syntax */
+        size_t len = strlen(val);
+        char unq[PATH_MAX];
+        if (len >= 2 && val[0] == '"' && val[len - 1] == '"' && len - 2 < sizeof unq) {
+            memcpy(unq, val + 1, len - 2);
+            unq[len - 2] = 0;
+            val = unq;
+        }
+        set_string(c, k, val, where);
+        break;
+    }
     }
 }
 

@@ -223,6 +223,17 @@ expect "linear with data.eval_split = data.split: exit 3" 3 -m "data.eval_split 
 expect "a phase in another phase's run_dir: exit 3 before writing there" 3 -m "holds a pretrain run" -- \
   "${np1[@]}" baseline conf/baseline.cfg "${tiny[@]}" --set train.batch=20 --set "run_dir=$pre"
 
+# A corrupted tensor (8 bytes inverted inside the parameters) fails its Fletcher-32 checksum.
+cp "$pre/final.h5" "$tmp/flipped.h5"
+/usr/bin/python3 -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); o = len(b) // 6
+b[o:o + 8] = bytes(x ^ 0xFF for x in b[o:o + 8]); open(p, "wb").write(b)' "$tmp/flipped.h5"
+expect "bit flips inside a checkpoint tensor: exit 6 naming the tensor and the checksum" 6 -m "checksum does not match" -- \
+  "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=20 --set "checkpoint=$tmp/flipped.h5" \
+  --set "run_dir=$tmp/f-flipped"
+expect "--set with a quoted string value: the quotes are syntax" 0 -m "encoder from $pre/final.h5" -- \
+  "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=20 --set train.epochs=1 \
+  --set "checkpoint=\"$pre/final.h5\"" --set "run_dir=$tmp/f-quoted"
+
 echo "test_cli.sh: $((SECONDS - t_start)) s"
 echo "$passed passed, $failed failed"
 ((failed == 0))
