@@ -563,6 +563,7 @@ static int pretrain(run_ctx *r)
     float *zn = xcalloc(2 * ln * D, sizeof(float), "normalised projections");
     float *norm = xcalloc(2 * ln, sizeof(float), "projection norms");
     float *dzn = xcalloc(2 * ln * D, sizeof(float), "projection gradients");
+    int32_t *plab = xcalloc(m->max_batch, sizeof *plab, "probe labels");
     int64_t *perm = xcalloc(N, sizeof *perm, "permutation");
     int64_t *pperm = xcalloc(r->train.n ? r->train.n : 1, sizeof *pperm, "probe permutation");
     const aug_cfg *aug = &c->aug_contrastive;
@@ -610,11 +611,9 @@ static int pretrain(run_ctx *r)
                 load_views(r, &r->train, pidx, pn, pn, 0, &c->aug_classification, pepoch + (1ull << 32), 1);
                 encoder_forward(m, pn);
                 classifier_forward(m, pn);
-                int32_t lab[1024];
-                CHECK(pn <= 1024);
-                for (size_t j = 0; j < pn; j++) lab[j] = r->train.label[pidx[j]];
+                for (size_t j = 0; j < pn; j++) plab[j] = r->train.label[pidx[j]];
                 size_t pc = 0;
-                double pl = softmax_xent(m->logits, lab, pn, (size_t)c->data.num_classes, 1.0f / (float)GP, m->dlogits, &pc);
+                double pl = softmax_xent(m->logits, plab, pn, (size_t)c->data.num_classes, 1.0f / (float)GP, m->dlogits, &pc);
                 model_zero_grad(m, GROUP_CLASSIFIER, NGROUPS);
                 classifier_backward(m, pn, 0);
                 allreduce_grads(r, GROUP_CLASSIFIER, NGROUPS);
@@ -644,7 +643,7 @@ static int pretrain(run_ctx *r)
     }
     save_checkpoint(r, c->train.epochs, "final.h5");
     ntxent_dist_free(&nt);
-    free(zn), free(norm), free(dzn), free(perm), free(pperm);
+    free(zn), free(norm), free(dzn), free(plab), free(perm), free(pperm);
     return 0;
 }
 

@@ -8,16 +8,9 @@
 # Prints one line per check and "N passed, N failed" at the end; exits 1 on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
-build=${BUILD:-build}
-simclr=$build/simclr
-read -ra mpirun <<< "${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}"
-# Under make asan: Open MPI's own allocations (MCA components, unloaded at exit) read as
-# leaks and would turn every successful run into exit 1; memory errors are still caught.
-export ASAN_OPTIONS=${ASAN_OPTIONS-detect_leaks=0}
-[[ -x $simclr ]] || { echo "test_cli.sh: $simclr not built (make)"; echo "0 passed, 1 failed"; exit 1; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/simclr-cli-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0 t_start=$SECONDS
+NAME=cli
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
 
 # expect NAME RC [-m TEXT]... -- CMD...: runs CMD (60 s limit), wants exit status RC and
 # every TEXT (fixed string) in its stdout+stderr.
@@ -36,8 +29,6 @@ expect() {
     printf '     + %s\n' "$*"; sed 's/^/     | /' <<< "$out" | tail -25
   fi
 }
-ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
-bad() { failed=$((failed + 1)); printf 'FAIL %s\n' "$1"; [[ $# -lt 2 ]] || sed 's/^/     | /' <<< "$2" | tail -25; }
 
 # Phase commands (+ PHASE CONFIG ARGS): one rank runs as an MPI singleton (no mpirun: the
 # same code path, and 1 s faster per failing run); two ranks through mpirun.

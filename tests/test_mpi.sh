@@ -21,19 +21,10 @@
 # run.workspace_mb (the GEMM blocking) changes; these settings stay within ~1e-5.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
-build=${BUILD:-build}
-simclr=$build/simclr
+NAME=mpi
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
 py=/usr/bin/python3
-read -ra mpirun <<< "${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}"
-# Under make asan: Open MPI's own allocations (MCA components, unloaded at exit) read as
-# leaks and would turn every successful run into exit 1; memory errors are still caught.
-export ASAN_OPTIONS=${ASAN_OPTIONS-detect_leaks=0}
-[[ -x $simclr ]] || { echo "test_mpi.sh: $simclr not built (make)"; echo "0 passed, 1 failed"; exit 1; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/simclr-mpi-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0 t_start=$SECONDS
-ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
-bad() { failed=$((failed + 1)); printf 'FAIL %s\n' "$1"; [[ $# -lt 2 ]] || sed 's/^/     | /' <<< "$2" | tail -30; }
 
 # job NAME NP PHASE CONFIG ARGS...: runs one phase (log in $tmp/NAME.log); ok/FAIL by exit 0.
 job() {
