@@ -21,7 +21,7 @@ typedef struct {
     char config_path[PATH_MAX];
     char run_dir[PATH_MAX];
     char resume[PATH_MAX];     /* "auto", "none" or a checkpoint path */
-    char checkpoint[PATH_MAX]; /* checkpoint a phase starts from; for eval, the one evaluated */
+    char checkpoint[PATH_MAX]; /* checkpoint a phase starts from; for eval, the one evaluated; for distill, the teacher */
     int64_t seed;
     struct {
         char dir[PATH_MAX];        /* an STL-10-layout directory */
@@ -42,11 +42,16 @@ typedef struct {
         char schedule[16];  /* "constant" or "cosine" */
         char optimizer[16]; /* "adam" or "sgd" (momentum train.momentum) */
         double momentum;
+        int eval_every; /* linear/finetune/baseline: eval top-1 every N epochs and after the last */
     } train;
     struct {
         double temperature;
         int probe_batch; /* global labeled images per step for the online linear probe; 0 = off */
     } pretrain;
+    struct {
+        double temperature;  /* tau of the teacher's soft labels and the student's softmax */
+        char init[PATH_MAX]; /* checkpoint whose encoder starts the student; "" = random */
+    } distill;
     aug_cfg aug_contrastive, aug_classification;
     struct {
         int threads;           /* BLIS threads per rank; 0 = cores per node / ranks per node */

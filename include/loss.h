@@ -1,4 +1,4 @@
-/* loss.h: NT-Xent (SimCLR), L2 normalisation and softmax cross-entropy. Pure math on
+/* loss.h: NT-Xent (SimCLR), L2 normalisation, softmax cross-entropy (hard and soft targets). Pure math on
  * arrays the caller gives; no MPI. The distributed NT-Xent is these functions called by
  * each rank on the all-gathered projections for its own anchor rows (see phases.c). */
 #ifndef SIMCLR_LOSS_H
@@ -39,5 +39,22 @@ double ntxent_rows(const float *zn, size_t n, size_t d, const int64_t *partner, 
  * rows whose argmax is the label. As torch.nn.functional.cross_entropy(reduction='sum'). */
 double softmax_xent(const float *logits, const int32_t *labels, size_t n, size_t c, float scale,
                     float *dlogits, size_t *ncorrect);
+
+/* probs (n, c) row-major = softmax(logits / tau) per row (OVERWRITTEN); logits (n, c).
+ * tau > 0 (CHECKed). The teacher's soft labels of SimCLR v2 self-training (Chen et al.
+ * 2020b, "Big Self-Supervised Models are Strong Semi-Supervised Learners", eq. 2). */
+void softmax_rows(const float *logits, size_t n, size_t c, float tau, float *probs);
+
+/* Distillation loss with soft targets (Chen et al. 2020b, eq. 2):
+ *   L = sum_i sum_k -t_ik log softmax(l_i / tau)_k,
+ * logits l (n, c) of the student, targets t (n, c) (rows of probabilities, typically
+ * softmax_rows of the teacher at the same tau), tau > 0 (CHECKed). Returns L (double,
+ * summed over rows). dlogits (n, c) is OVERWRITTEN with scale * dL/dl =
+ * scale * (softmax(l / tau) * sum_k t_ik - t) / tau when not NULL. *nagree (if not NULL)
+ * gets the count of rows whose argmax agrees with the target's argmax. As
+ * torch.nn.functional.cross_entropy(l / tau, t, reduction='sum') (PyTorch >= 1.10). With
+ * one-hot targets and tau = 1 it equals softmax_xent. */
+double softmax_xent_soft(const float *logits, const float *targets, size_t n, size_t c, float tau,
+                         float scale, float *dlogits, size_t *nagree);
 
 #endif

@@ -70,8 +70,11 @@ static const key_spec SCHEMA[] = {
     K("train.schedule", T_STR, train.schedule, 0, 0),
     K("train.optimizer", T_STR, train.optimizer, 0, 0),
     K("train.momentum", T_FLOAT, train.momentum, 0, 0.999999),
+    K("train.eval_every", T_INT, train.eval_every, 1, 1e6),
     K("pretrain.temperature", T_FLOAT, pretrain.temperature, 1e-6, 100),
     K("pretrain.probe_batch", T_INT, pretrain.probe_batch, 0, 1e8),
+    K("distill.temperature", T_FLOAT, distill.temperature, 1e-3, 100),
+    K("distill.init", T_STR, distill.init, 0, 0),
     K("augment.contrastive.min_area", T_FLOAT, aug_contrastive.min_area, 1e-3, 1),
     K("augment.contrastive.brightness", T_FLOAT, aug_contrastive.brightness, 0, 1),
     K("augment.contrastive.jitter", T_FLOAT, aug_contrastive.jitter, 0, 1),
@@ -108,8 +111,10 @@ void config_defaults(config *c)
     snprintf(c->train.schedule, sizeof c->train.schedule, "constant");
     snprintf(c->train.optimizer, sizeof c->train.optimizer, "adam");
     c->train.momentum = 0.9;
+    c->train.eval_every = 1;
     c->pretrain.temperature = 0.1;
     c->pretrain.probe_batch = 0;
+    c->distill.temperature = 1.0;
     c->aug_contrastive = (aug_cfg){0.25f, 0.6f, 0.2f, 1};
     c->aug_classification = (aug_cfg){0.75f, 0.3f, 0.1f, 1};
     c->run.workspace_mb = 64;
@@ -394,7 +399,8 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
         fatal(EXIT_CONFIG, "%s: train.schedule = \"%s\": must be \"constant\" or \"cosine\"", path, c->train.schedule);
     if (strcmp(c->train.optimizer, "adam") && strcmp(c->train.optimizer, "sgd"))
         fatal(EXIT_CONFIG, "%s: train.optimizer = \"%s\": must be \"adam\" or \"sgd\"", path, c->train.optimizer);
-    int needs_ckpt = !strcmp(phase, "linear") || !strcmp(phase, "finetune") || !strcmp(phase, "eval");
+    int needs_ckpt = !strcmp(phase, "linear") || !strcmp(phase, "finetune") || !strcmp(phase, "eval") ||
+                     !strcmp(phase, "distill");
     if (needs_ckpt && !c->checkpoint[0])
         fatal(EXIT_CONFIG, "%s: phase %s needs 'checkpoint' (the checkpoint to start from)", path, phase);
     if (!c->data.eval_split[0] && c->data.eval_per_class < 1)

@@ -105,3 +105,45 @@ double softmax_xent(const float *logits, const int32_t *labels, size_t n, size_t
     if (ncorrect) *ncorrect = correct;
     return total;
 }
+
+void softmax_rows(const float *logits, size_t n, size_t c, float tau, float *probs)
+{
+    CHECK(tau > 0.0f && c > 0);
+    for (size_t i = 0; i < n; i++) {
+        const float *l = logits + i * c;
+        float mx = l[0];
+        for (size_t k = 1; k < c; k++) mx = l[k] > mx ? l[k] : mx;
+        double sum = 0.0;
+        for (size_t k = 0; k < c; k++) sum += exp(((double)l[k] - mx) / tau);
+        for (size_t k = 0; k < c; k++) probs[i * c + k] = (float)(exp(((double)l[k] - mx) / tau) / sum);
+    }
+}
+
+double softmax_xent_soft(const float *logits, const float *targets, size_t n, size_t c, float tau,
+                         float scale, float *dlogits, size_t *nagree)
+{
+    CHECK(tau > 0.0f && c > 0);
+    double total = 0.0;
+    size_t agree = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float *l = logits + i * c, *t = targets + i * c;
+        size_t arg = 0, targ = 0;
+        double tsum = 0.0;
+        for (size_t k = 0; k < c; k++) {
+            if (l[k] > l[arg]) arg = k;
+            if (t[k] > t[targ]) targ = k;
+            tsum += t[k];
+        }
+        double sum = 0.0;
+        for (size_t k = 0; k < c; k++) sum += exp(((double)l[k] - l[arg]) / tau);
+        double lse = (double)l[arg] / tau + log(sum); /* log sum_k exp(l_k / tau) */
+        for (size_t k = 0; k < c; k++) total += (double)t[k] * (lse - (double)l[k] / tau);
+        agree += arg == targ;
+        if (dlogits)
+            for (size_t k = 0; k < c; k++)
+                dlogits[i * c + k] =
+                    (float)((exp((double)l[k] / tau - lse) * tsum - (double)t[k]) / tau * scale);
+    }
+    if (nagree) *nagree = agree;
+    return total;
+}

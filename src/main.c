@@ -22,6 +22,8 @@ static const char *USAGE =
     "  linear     linear probe: classifier on the frozen encoder of `checkpoint`\n"
     "  finetune   encoder of `checkpoint` + classifier, all trained\n"
     "  baseline   the same network from scratch, labeled images only\n"
+    "  distill    self-training (SimCLR v2): classifier `checkpoint` soft-labels the unlabeled images, a\n"
+    "             student (encoder of distill.init + new classifier) learns them\n"
     "  eval       top-1, per-class accuracy and confusion matrix of classifier `checkpoint` -> RUN_DIR/eval.json\n"
     "\n"
     "import: converts a folder of images (JPEG/PNG/...; one subfolder per class with --labels-from-folders)\n"
@@ -36,7 +38,7 @@ static const char *USAGE =
 
 static int is_phase_name(const char *s)
 {
-    const char *phases[] = {"pretrain", "linear", "finetune", "baseline", "eval"};
+    const char *phases[] = {"pretrain", "linear", "finetune", "baseline", "distill", "eval"};
     for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++)
         if (!strcmp(s, phases[i])) return 1;
     return 0;
@@ -75,7 +77,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--version")) return puts("simclr " SIMCLR_VERSION), 0;
     if (!strcmp(argv[1], "import")) return cmd_import(argc, argv);
-    if (!is_phase_name(argv[1])) return usage_error("unknown phase (pretrain, linear, finetune, baseline, eval, import)", argv[1]);
+    if (!is_phase_name(argv[1])) return usage_error("unknown phase (pretrain, linear, finetune, baseline, distill, eval, import)", argv[1]);
     if (argc < 3 || argv[2][0] == '-') return usage_error("missing CONFIG.cfg after the phase", argv[1]);
     char *sets[256];
     int nsets = 0;

@@ -177,7 +177,7 @@ static void open_data(run_ctx *r)
         fatal(EXIT_CONFIG, "%s: data.eval_split = data.split = \"%s\": the eval images would be training images",
               c->config_path, c->data.split);
     if (!eval) build_train_set(r, held);
-    if (is_phase(r, "pretrain")) {
+    if (is_phase(r, "pretrain") || is_phase(r, "distill")) { /* the pool of images without labels */
         int use_extra = c->data.unlabeled_split[0] != 0;
         if (use_extra) stl10_open(&r->unlabeled_file, c->data.dir, c->data.unlabeled_split, 0, c->data.num_classes);
         size_t cap = (use_extra ? r->unlabeled_file.count : 0) + r->labeled_file.count;
@@ -232,8 +232,8 @@ static void check_batches(const run_ctx *r)
     const config *c = &r->cfg;
     if (is_phase(r, "eval")) return;
     const size_t G = (size_t)c->train.batch, world = (size_t)r->world;
-    const int pre = is_phase(r, "pretrain");
-    const size_t N = pre ? r->unlabeled.n : r->train.n;
+    const int pre = is_phase(r, "pretrain"), pool = pre || is_phase(r, "distill");
+    const size_t N = pool ? r->unlabeled.n : r->train.n;
     if (G < world)
         fatal(EXIT_CONFIG, "%s: train.batch = %zu is smaller than the %zu ranks: every rank needs at least "
               "one image per step", c->config_path, G, world);
@@ -241,7 +241,7 @@ static void check_batches(const run_ctx *r)
         fatal(EXIT_CONFIG, "%s: train.batch = %zu: NT-Xent needs at least 2 images (negatives)", c->config_path, G);
     if (G > N)
         fatal(EXIT_CONFIG, "%s: train.batch = %zu is larger than the %zu %s images", c->config_path, G, N,
-              pre ? "pretraining" : "labeled training");
+              pool ? "pretraining (unlabeled pool)" : "labeled training");
     const size_t GP = (size_t)c->pretrain.probe_batch;
     if (pre && GP > r->train.n)
         fatal(EXIT_CONFIG, "%s: pretrain.probe_batch = %zu exceeds the %zu labeled images", c->config_path, GP, r->train.n);
@@ -269,22 +269,30 @@ static void load_views(run_ctx *r, const dataset *d, const int64_t *idx, size_t 
 
 /* ---- evaluation ------------------------------------------------------------------- */
 
+/* Classifier logits (m.logits) of the unaugmented images idx[0..nb) = begin+off.. of d,
+ * for a chunk at `off` of this rank's `count` images; returns nb (<= 1024 and max_batch). */
+static size_t forward_chunk(run_ctx *r, const dataset *d, size_t begin, size_t count, size_t off, int64_t *idx)
+{
+    const size_t chunk = r->m.max_batch < 1024 ? r->m.max_batch : 1024;
+    size_t nb = count - off < chunk ? count - off : chunk;
+    for (size_t j = 0; j < nb; j++) idx[j] = (int64_t)(begin + off + j);
+    load_views(r, d, idx, nb, nb, 0, NULL, 0, 1);
+    encoder_forward(&r->m, nb);
+    classifier_forward(&r->m, nb);
+    return nb;
+}
+
 /* Top-1 of the classifier on d, sharded over ranks; confusion (C*C, rows = true class)
  * overwritten with the global counts. Returns top-1 as a fraction. */
 static double evaluate(run_ctx *r, const dataset *d, int64_t *confusion)
 {
     const int C = r->cfg.data.num_classes;
     memset(confusion, 0, (size_t)C * C * sizeof *confusion);
-    size_t begin, count;
+    size_t begin, count, nb;
     shard_range(d->n, r->world, r->rank, &begin, &count);
     int64_t idx[1024];
-    const size_t chunk = r->m.max_batch < 1024 ? r->m.max_batch : 1024;
-    for (size_t off = 0; off < count; off += chunk) {
-        size_t nb = count - off < chunk ? count - off : chunk;
-        for (size_t j = 0; j < nb; j++) idx[j] = (int64_t)(begin + off + j);
-        load_views(r, d, idx, nb, nb, 0, NULL, 0, 1);
-        encoder_forward(&r->m, nb);
-        classifier_forward(&r->m, nb);
+    for (size_t off = 0; off < count; off += nb) {
+        nb = forward_chunk(r, d, begin, count, off, idx);
         for (size_t j = 0; j < nb; j++) {
             const float *l = r->m.logits + j * (size_t)C;
             int arg = 0;
@@ -649,25 +657,64 @@ static int pretrain(run_ctx *r)
 
 /* ---- linear / finetune / baseline ------------------------------------------------- */
 
+/* distill: the teacher (classifier checkpoint `checkpoint`) labels every image of the
+ * unlabeled pool with softmax(logits / distill.temperature), each rank its shard, summed
+ * into one (N, C) table on every rank (4 C bytes per pool image); then the model is reset
+ * to fresh weights for the student. Returns the table. */
+static float *teacher_labels(run_ctx *r)
+{
+    const config *c = &r->cfg;
+    const size_t C = (size_t)c->data.num_classes, N = r->unlabeled.n;
+    ckpt_meta meta = load_checkpoint(r, c->checkpoint, (1u << NGROUPS) - 1, 0);
+    if (!strcmp(meta.phase, "pretrain"))
+        die_agreed(r, EXIT_CKPT, "%s: a pretrain checkpoint has no classifier to teach with: give distill the "
+                   "output of finetune (or linear, baseline) as 'checkpoint'", c->checkpoint);
+    const double t0 = now_s();
+    int64_t *confusion = xcalloc(C * C, sizeof *confusion, "confusion");
+    const double teacher_top1 = evaluate(r, &r->eval, confusion);
+    float *soft = xcalloc(N * C, sizeof *soft, "teacher soft labels");
+    size_t begin, count, nb;
+    shard_range(N, r->world, r->rank, &begin, &count);
+    int64_t idx[1024];
+    for (size_t off = 0; off < count; off += nb) {
+        nb = forward_chunk(r, &r->unlabeled, begin, count, off, idx);
+        softmax_rows(r->m.logits, nb, C, (float)c->distill.temperature, soft + (begin + off) * C);
+    }
+    dist_allreduce_sum_f(soft, N * C);
+    if (r->rank == 0) {
+        printf("distill: teacher %s (%s, eval top-1 %.2f%%) soft-labelled %zu unlabeled images at temperature %g "
+               "in %.1f s\n", c->checkpoint, meta.phase, 100.0 * teacher_top1, N, c->distill.temperature, now_s() - t0);
+        model_init_weights(&r->m, -1, (uint64_t)c->seed);
+    }
+    dist_bcast(r->m.params, r->m.nparams * sizeof(float), 0);
+    free(confusion);
+    return soft;
+}
+
 static int classify(run_ctx *r)
 {
     const config *c = &r->cfg;
     model *m = &r->m;
-    const int train_encoder = !is_phase(r, "linear");
-    const size_t G = (size_t)c->train.batch, N = r->train.n, C = (size_t)c->data.num_classes;
+    const int train_encoder = !is_phase(r, "linear"), distill = is_phase(r, "distill");
+    const dataset *d = distill ? &r->unlabeled : &r->train;
+    const size_t G = (size_t)c->train.batch, N = d->n, C = (size_t)c->data.num_classes;
     const size_t spe = steps_per_epoch(N, G);
     const int g0 = train_encoder ? GROUP_ENCODER : GROUP_CLASSIFIER;
-    if (!try_resume(r, spe) && !is_phase(r, "baseline")) {
-        ckpt_meta meta = load_checkpoint(r, c->checkpoint, 1u << GROUP_ENCODER, 0);
-        if (r->rank == 0) printf("%s: encoder from %s (%s, epoch %lld)\n", c->phase, c->checkpoint, meta.phase, (long long)meta.epoch);
+    float *soft = distill ? teacher_labels(r) : NULL;
+    const char *init = distill ? c->distill.init : is_phase(r, "baseline") ? "" : c->checkpoint;
+    if (!try_resume(r, spe) && init[0]) {
+        ckpt_meta meta = load_checkpoint(r, init, 1u << GROUP_ENCODER, 0);
+        if (r->rank == 0) printf("%s: encoder from %s (%s, epoch %lld)\n", c->phase, init, meta.phase, (long long)meta.epoch);
     }
     start_outputs(r);
     int64_t *perm = xcalloc(N, sizeof *perm, "permutation");
     int64_t *confusion = xcalloc(C * C, sizeof *confusion, "confusion");
     int32_t *lab = xcalloc(m->max_batch, sizeof *lab, "labels");
+    float *target = distill ? xcalloc(m->max_batch * C, sizeof *target, "soft targets") : NULL;
     if (r->rank == 0)
-        printf("%s: %zu labeled images, global batch %zu on %d ranks, %zu steps/epoch, %s; eval: %s\n", c->phase, N, G,
-               r->world, spe, train_encoder ? "encoder trained" : "encoder frozen", r->eval_desc);
+        printf("%s: %zu %s images, global batch %zu on %d ranks, %zu steps/epoch, %s; eval: %s\n", c->phase, N,
+               distill ? "teacher-labelled" : "labeled", G, r->world, spe,
+               train_encoder ? "encoder trained" : "encoder frozen", r->eval_desc);
     for (int epoch = r->start_epoch; epoch < c->train.epochs; epoch++) {
         progress pg;
         const size_t s0 = epoch_begin(r, perm, N, spe, epoch, 0x6c61626c6564ULL, &pg);
@@ -676,12 +723,16 @@ static int classify(run_ctx *r)
         for (size_t s = s0; s < spe; s++) {
             size_t b, n;
             const int64_t *idx = local_slice(r, perm, s, G, &n, &b);
-            load_views(r, &r->train, idx, n, n, 0, &c->aug_classification, (uint64_t)epoch, 1);
-            for (size_t j = 0; j < n; j++) lab[j] = r->train.label[idx[j]];
+            load_views(r, d, idx, n, n, 0, &c->aug_classification, (uint64_t)epoch, 1);
+            for (size_t j = 0; j < n; j++)
+                if (distill) memcpy(target + j * C, soft + (size_t)idx[j] * C, C * sizeof *target);
+                else lab[j] = d->label[idx[j]];
             encoder_forward(m, n);
             classifier_forward(m, n);
-            size_t correct = 0;
-            double loss = softmax_xent(m->logits, lab, n, C, 1.0f / (float)G, m->dlogits, &correct);
+            size_t correct = 0; /* distill: agreement with the teacher's argmax */
+            double loss = distill ? softmax_xent_soft(m->logits, target, n, C, (float)c->distill.temperature,
+                                                      1.0f / (float)G, m->dlogits, &correct)
+                                  : softmax_xent(m->logits, lab, n, C, 1.0f / (float)G, m->dlogits, &correct);
             if (fault(r, "nan")) loss = NAN;
             model_zero_grad(m, g0, NGROUPS);
             classifier_backward(m, n, train_encoder);
@@ -701,19 +752,24 @@ static int classify(run_ctx *r)
         double secs = now_s() - pg.t_epoch;
         char a[32], b2[32], timing[512];
         timing_json(r, secs, G * done, timing, sizeof timing);
-        double top1 = evaluate(r, &r->eval, confusion);
-        metrics_line(r, "{\"phase\":\"%s\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"train_acc\":%s,\"eval_top1\":%.6f,"
+        const int eval_now = (epoch + 1) % c->train.eval_every == 0 || epoch + 1 == c->train.epochs;
+        double top1 = eval_now ? evaluate(r, &r->eval, confusion) : NAN;
+        char e[32];
+        metrics_line(r, "{\"phase\":\"%s\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"train_acc\":%s,\"eval_top1\":%s,"
                      "%s,\"world_size\":%d}\n", c->phase, epoch + 1, (long long)r->step,
-                     jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(G * done) : NAN), top1,
-                     timing, r->world);
-        if (r->rank == 0)
-            printf("%s epoch %d/%d: loss %.4f train acc %.3f eval top-1 %.2f%% | %.1f img/s, %.1f s\n", c->phase, epoch + 1,
-                   c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(G * done) : 0.0,
-                   100.0 * top1, (double)(G * done) / secs, secs);
+                     jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(G * done) : NAN),
+                     jnum(e, top1), timing, r->world);
+        if (r->rank == 0) {
+            char ev[48] = "";
+            if (eval_now) snprintf(ev, sizeof ev, " eval top-1 %.2f%%", 100.0 * top1);
+            printf("%s epoch %d/%d: loss %.4f train acc %.3f%s | %.1f img/s, %.1f s\n", c->phase, epoch + 1,
+                   c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(G * done) : 0.0, ev,
+                   (double)(G * done) / secs, secs);
+        }
         epoch_end(r, epoch);
     }
     save_checkpoint(r, c->train.epochs, "final.h5");
-    free(perm), free(confusion), free(lab);
+    free(perm), free(confusion), free(lab), free(target), free(soft);
     return 0;
 }
 

@@ -132,6 +132,22 @@ expect "resume finetune from a pretrain checkpoint: exit 6" 6 -m "$pre/final.h5"
 expect "finetune train.batch above the labeled images: exit 3" 3 -m train.batch -- \
   "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=1000 --set "checkpoint=$pre/final.h5" --set "run_dir=$tmp/f-batch"
 
+# ---- self-training (distill) ------------------------------------------------------------
+ft=$tmp/ft dst=$tmp/distill
+expect "tiny finetune: the teacher for distill" 0 -- \
+  "${np2[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=40 --set "checkpoint=$pre/final.h5" --set "run_dir=$ft"
+expect "distill with a pretrain checkpoint as teacher: exit 6" 6 -m "$pre/final.h5" -m "no classifier" -- \
+  "${np2[@]}" distill conf/distill.cfg "${tiny[@]}" --set "checkpoint=$pre/final.h5" --set "distill.init=$pre/final.h5" --set "run_dir=$tmp/d-pre"
+expect "distill without a teacher: exit 3" 3 -m checkpoint -- \
+  "${np1[@]}" distill conf/distill.cfg "${tiny[@]}" --set "checkpoint=" --set "run_dir=$tmp/d-none"
+expect "distill on 2 ranks: teacher soft labels, student trained, eval logged" 0 -m "soft-labelled" -m "teacher-labelled" -- \
+  "${np2[@]}" distill conf/distill.cfg "${tiny[@]}" --set train.epochs=2 --set train.batch=40 --set "checkpoint=$ft/final.h5" \
+  --set "distill.init=$pre/final.h5" --set distill.temperature=2.0 --set "run_dir=$dst"
+grep -q '"phase":"distill","epoch":2,.*"eval_top1":0\.[0-9]' "$dst/metrics.jsonl" 2>/dev/null &&
+  ok "distill metrics.jsonl has epoch 2 with eval_top1" || bad "distill metrics.jsonl has epoch 2 with eval_top1" "$(cat "$dst/metrics.jsonl" 2>&1)"
+expect "eval of the distilled student" 0 -m "distill checkpoint" -- \
+  "${np2[@]}" eval conf/eval.cfg "${tiny[@]}" --set "checkpoint=$dst/final.h5" --set "run_dir=$tmp/e-distill"
+
 # ---- hostile inputs (issue 5; docs/ERRORS.md) -------------------------------------------
 expect "data.dir is a regular file: exit 4 naming it" 4 -m "$tmp/a-file/train_X.bin" -m "Not a directory" -- \
   "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set "data.dir=$tmp/a-file" --set "run_dir=$tmp/r-dirfile"

@@ -332,6 +332,51 @@ static void test_softmax_xent(void **state)
     free(dl);
 }
 
+/* softmax_xent_soft vs F.cross_entropy(logits / tau, probabilities, reduction='sum') and
+ * autograd (n 6, c 5, tau 2): loss rel tol 1e-5, dlogits tol 1e-5; softmax_rows vs
+ * F.softmax(logits / tau) tol 1e-6; central finite differences of the loss (double sums of
+ * float logits, h 1e-2) match dlogits to 1e-4; one-hot targets at tau 1 give softmax_xent's
+ * loss, gradient and count. */
+static void test_softmax_xent_soft(void **state)
+{
+    (void)state;
+    TORCHREF_NEED();
+    const size_t n = 6, c = 5;
+    const float tau = 2.0f;
+    float *logits = torchref_read("soft_logits", n * c), *t = torchref_read("soft_targets", n * c);
+    float *tl = torchref_read("soft_loss", 1), *tdl = torchref_read("soft_dlogits", n * c);
+    float *tp = torchref_read("soft_probs", n * c);
+    float *dl = alloc_f(n * c), *p = alloc_f(n * c);
+    double loss = softmax_xent_soft(logits, t, n, c, tau, 1.0f, dl, NULL);
+    assert_rel_scalar(loss, tl[0], 1e-5, "softmax_xent_soft loss vs F.cross_entropy");
+    assert_close(dl, tdl, n * c, 1e-5, "softmax_xent_soft dlogits vs autograd");
+    softmax_rows(logits, n, c, tau, p);
+    assert_close(p, tp, n * c, 1e-6, "softmax_rows vs F.softmax(l / tau)");
+    double worst = 0.0;
+    for (size_t i = 0; i < n * c; i++) {
+        const float h = 1e-2f, keep = logits[i];
+        logits[i] = keep + h;
+        double up = softmax_xent_soft(logits, t, n, c, tau, 1.0f, NULL, NULL);
+        logits[i] = keep - h;
+        double down = softmax_xent_soft(logits, t, n, c, tau, 1.0f, NULL, NULL);
+        logits[i] = keep;
+        double fd = (up - down) / (2.0 * h), err = fabs(fd - dl[i]) / fmax(1.0, fabs(fd));
+        worst = err > worst ? err : worst;
+    }
+    print_message("  %-40s max err %.3g (tol 1e-4)\n", "softmax_xent_soft finite differences", worst);
+    assert_true(worst <= 1e-4);
+    int32_t labels[6] = {0, 4, 2, 2, 1, 3};
+    float *onehot = alloc_f(n * c), *dh = alloc_f(n * c);
+    for (size_t i = 0; i < n; i++) onehot[i * c + (size_t)labels[i]] = 1.0f;
+    size_t na = 0, nh = 0;
+    double ls = softmax_xent_soft(logits, onehot, n, c, 1.0f, 1.0f, dl, &na);
+    double lh = softmax_xent(logits, labels, n, c, 1.0f, dh, &nh);
+    assert_rel_scalar(ls, lh, 1e-6, "soft one-hot tau 1 vs softmax_xent");
+    assert_close(dl, dh, n * c, 1e-6, "soft one-hot tau 1 dlogits vs softmax_xent");
+    assert_int_equal(na, nh);
+    free(logits), free(t), free(tl), free(tdl), free(tp), free(dl), free(p), free(onehot), free(dh);
+}
+
 /* ---- L2 normalisation ------------------------------------------------------------- */
 
 /* l2norm_forward vs F.normalize(z, dim=1) and z.norm(dim=1) (tol 1e-6), l2norm_backward
@@ -367,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_ntxent_hand),     cmocka_unit_test(test_ntxent_torch),
         cmocka_unit_test(test_ntxent_split),    cmocka_unit_test(test_ntxent_fd),
         cmocka_unit_test(test_ntxent_accuracy), cmocka_unit_test(test_softmax_xent),
+        cmocka_unit_test(test_softmax_xent_soft),
         cmocka_unit_test(test_l2norm),
     };
     return cmocka_run_group_tests_name("loss", tests, torchref_setup, NULL);

@@ -210,6 +210,17 @@ def loss_cases():
     put("xent_dlogits", dl)
     put("xent_ncorrect", (logits.argmax(1) == labels).sum().to(D).reshape(1))
 
+    # soft-target cross-entropy (self-training distillation), n 6, c 5, tau 2
+    logits = randn(6, 5, scale=2.0).requires_grad_()
+    targets = F.softmax(randn(6, 5, scale=3.0) / 2.0, dim=1)
+    loss = F.cross_entropy(logits / 2.0, targets, reduction="sum")
+    (dl,) = torch.autograd.grad(loss, (logits,))
+    put("soft_logits", logits)
+    put("soft_targets", targets)
+    put("soft_loss", loss.reshape(1))
+    put("soft_dlogits", dl)
+    put("soft_probs", F.softmax(logits / 2.0, dim=1))
+
     # L2 normalisation, n 4, d 5
     z = randn(4, 5).requires_grad_()
     zn = F.normalize(z, dim=1)

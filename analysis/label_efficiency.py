@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""Label-efficiency table and plot from jobs/label_efficiency.sh runs.
+
+Usage: /usr/bin/python3 analysis/label_efficiency.py STUDY_ROOT [--out DIR]
+
+STUDY_ROOT holds lpcB-seedS/PHASE run folders (B labels per class, seed S; PHASE one of
+linear, finetune, baseline, distill). A run counts when it finished (final.h5 present);
+its top-1 is the eval_top1 of the last epoch in its metrics.jsonl (the hold-out slice,
+final epoch, no best-epoch picking). Writes label_efficiency.json (per budget and method:
+every seed's top-1, mean, sample standard deviation, n), label_efficiency.md (the table)
+and label_efficiency.png (top-1 against labels per class, error bars = standard deviation
+over seeds) into --out (default STUDY_ROOT/report), and prints the table.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import load_metrics  # noqa: E402
+
+METHODS = [("baseline", "baseline (supervised only)"), ("linear", "linear probe"),
+           ("finetune", "fine-tune"), ("distill", "self-training (student)")]
+RUN_RE = re.compile(r"^lpc(\d+)-seed(\d+)$")
+
+
+def die(msg):
+    sys.exit(f"label_efficiency.py: {msg}")
+
+
+def collect(root):
+    """{(budget, method): {seed: top1 %}} of the finished runs under root."""
+    found, unfinished = {}, []
+    for name in sorted(os.listdir(root)):
+        m = RUN_RE.match(name)
+        if not m or not os.path.isdir(os.path.join(root, name)):
+            continue
+        budget, seed = int(m.group(1)), int(m.group(2))
+        for method, _ in METHODS:
+            d = os.path.join(root, name, method)
+            if not os.path.isdir(d):
+                continue
+            if not os.path.isfile(os.path.join(d, "final.h5")):
+                unfinished.append(d)
+                continue
+            path = os.path.join(d, "metrics.jsonl")
+            if not os.path.isfile(path):
+                die(f"{d}: final.h5 but no metrics.jsonl")
+            recs = load_metrics(path).get(method, [])
+            if not recs or recs[-1].get("eval_top1") is None:
+                die(f"{path}: no eval_top1 on its last epoch")
+            found.setdefault((budget, method), {})[seed] = 100.0 * recs[-1]["eval_top1"]
+    return found, unfinished
+
+
+def summarize(found):
+    rows = []
+    for (budget, method), by_seed in sorted(found.items()):
+        vals = [by_seed[s] for s in sorted(by_seed)]
+        rows.append({"labels_per_class": budget, "method": method, "seeds": sorted(by_seed), "top1": vals,
+                     "mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                     "n": len(vals)})
+    return rows
+
+
+def table(rows):
+    budgets = sorted({r["labels_per_class"] for r in rows})
+    methods = [(m, label) for m, label in METHODS if any(r["method"] == m for r in rows)]
+    cell = {(r["labels_per_class"], r["method"]): r for r in rows}
+    lines = ["| labels per class | " + " | ".join(label for _, label in methods) + " |",
+             "|---:|" + "---:|" * len(methods)]
+    for b in budgets:
+        out = []
+        for m, _ in methods:
+            r = cell.get((b, m))
+            out.append("-" if r is None else f"{r['mean']:.1f} ± {r['std']:.1f} (n={r['n']})")
+        lines.append(f"| {b} | " + " | ".join(out) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows, path):
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (m, label) in enumerate(METHODS):
+        rs = sorted((r for r in rows if r["method"] == m), key=lambda r: r["labels_per_class"])
+        if rs:
+            ax.errorbar([r["labels_per_class"] for r in rs], [r["mean"] for r in rs], yerr=[r["std"] for r in rs],
+                        marker="o", capsize=3, color=f"C{i}", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("labeled images per class (log scale)")
+    ax.set_ylabel("top-1 on the hold-out slice (%)")
+    ax.set_title("Label efficiency: mean ± std over seeds, final epoch")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    if not os.path.isdir(a.root):
+        die(f"{a.root}: no such folder")
+    found, unfinished = collect(a.root)
+    if not found:
+        die(f"no finished run (lpcB-seedS/PHASE with final.h5) under {a.root}")
+    rows = summarize(found)
+    out = a.out or os.path.join(a.root, "report")
+    os.makedirs(out, exist_ok=True)
+    md = table(rows)
+    with open(os.path.join(out, "label_efficiency.json"), "w") as f:
+        json.dump({"root": os.path.abspath(a.root), "rows": rows, "unfinished": unfinished}, f, indent=1)
+    with open(os.path.join(out, "label_efficiency.md"), "w") as f:
+        f.write(md)
+    plot(rows, os.path.join(out, "label_efficiency.png"))
+    print(md, end="")
+    if unfinished:
+        print(f"not counted (no final.h5 yet): {', '.join(unfinished)}")
+    print(f"wrote {out}/label_efficiency.{{json,md,png}}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Label-efficiency study: from ONE pretrained encoder, train linear probe, fine-tune and the
+# supervised baseline at several label budgets (images per class) and seeds, then tabulate
+# and plot top-1 against labels per class (analysis/label_efficiency.py).
+#
+# Usage: jobs/label_efficiency.sh --encoder CKPT --data DIR [--np N] [--runs DIR]
+#            [--budgets 10,25,100,300] [--seeds 1,2,3] [--phases linear,finetune,baseline]
+#            [--set key=value ...]
+#   --encoder CKPT  a pretrain checkpoint (e.g. runs/stl10/pretrain/final.h5)
+#   --data DIR      STL-10 binary layout (data.dir), e.g. runs/stl10/data from jobs/pipeline.sh
+#   --np N          MPI ranks per run (default 2)
+#   --runs DIR      output root (default REPO/runs/label-efficiency): DIR/lpcB-seedS/PHASE
+#   --budgets LIST  data.labels_per_class values (default 10,25,100,300)
+#   --seeds LIST    seeds (default 1,2,3): each seed draws its own labeled subset
+#                   (data.labels_per_class keyed by seed), classifier init, shuffles, views
+#   --phases LIST   default linear,finetune,baseline; add distill for self-training (SimCLR v2):
+#                   the run's own finetune (lpcB-seedS/finetune/final.h5, run before it) is
+#                   the teacher of conf/distill.cfg, the student starts from --encoder
+#   --set k=v       config override for every run (repeatable)
+# Every run is conf/PHASE.cfg with data.labels_per_class=B, seed=S, train.eval_every=1000
+# (top-1 on the hold-out slice once, after the final epoch; the slice is data.eval_per_class
+# per class, never trained on). Runs go seed by seed, so an interrupted study has whole
+# seeds; a run whose final.h5 exists is skipped and others resume (resume=auto): rerun the
+# same command to continue. Environment as jobs/pipeline.sh (SIMCLR, PYTHON, MPIRUN,
+# BLIS_NUM_THREADS).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+die() { echo "label_efficiency.sh: $2" >&2; exit "$1"; }
+usage() { sed -n '2,/^set -euo/s/^# \{0,1\}//p' "$0" | sed '$d'; exit "$1"; }
+
+np=2 runs=$root/runs/label-efficiency encoder="" data="" budgets=10,25,100,300 seeds=1,2,3
+phases=linear,finetune,baseline sets=()
+while (($#)); do
+  case $1 in
+    -h|--help) usage 0 ;;
+    --np|--runs|--encoder|--data|--budgets|--seeds|--phases|--set) (($# >= 2)) || die 2 "$1 needs a value (see --help)" ;;
+    *) die 2 "unknown argument: $1 (see --help)" ;;
+  esac
+  case $1 in
+    --np) np=$2 ;; --runs) runs=$2 ;; --encoder) encoder=$2 ;; --data) data=$2 ;;
+    --budgets) budgets=$2 ;; --seeds) seeds=$2 ;; --phases) phases=$2 ;; --set) sets+=(--set "$2") ;;
+  esac
+  shift 2
+done
+[[ $np =~ ^[1-9][0-9]*$ ]] || die 2 "--np wants a positive integer, not '$np'"
+[[ -n $encoder ]] || die 2 "--encoder CKPT is required (see --help)"
+[[ -n $data ]] || die 2 "--data DIR is required (see --help)"
+[[ -f $encoder ]] || die 6 "--encoder $encoder: no such file"
+[[ -d $data ]] || die 4 "--data $data: no such folder"
+for list in "$budgets" "$seeds"; do
+  [[ $list =~ ^[0-9]+(,[0-9]+)*$ ]] || die 2 "'$list': want a comma-separated list of integers"
+done
+[[ ,$budgets, != *,0,* ]] || die 2 "--budgets: 0 (all labels) is not a budget; list images per class"
+[[ $phases =~ ^(linear|finetune|baseline|distill)(,(linear|finetune|baseline|distill))*$ ]] ||
+  die 2 "--phases '$phases': a comma-separated subset of linear,finetune,baseline,distill"
+encoder=$(realpath "$encoder") data=$(realpath "$data") runs=$(realpath -m "$runs")
+SIMCLR=${SIMCLR:-$root/build/simclr}
+[[ $SIMCLR != */* ]] || SIMCLR=$(realpath -m "$SIMCLR")
+PYTHON=${PYTHON:-/usr/bin/python3}
+read -ra mpirun <<< "${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}"
+threads=$(( $(nproc) / np )); ((threads >= 1)) || threads=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads} BLIS_NUM_THREADS=${BLIS_NUM_THREADS:-$threads}
+cd "$root"
+command -v "$SIMCLR" > /dev/null || die 2 "$SIMCLR not found: run make first (or set SIMCLR)"
+
+mkdir -p "$runs"
+echo "label_efficiency: encoder=$encoder data=$data budgets=$budgets seeds=$seeds phases=$phases np=$np runs=$runs"
+IFS=, read -ra S <<< "$seeds"; IFS=, read -ra B <<< "$budgets"; IFS=, read -ra P <<< "$phases"
+for seed in "${S[@]}"; do
+  for b in "${B[@]}"; do
+    for phase in "${P[@]}"; do
+      dir=$runs/lpc$b-seed$seed/$phase
+      if [[ -f $dir/final.h5 ]]; then echo "skip $dir (final.h5 exists)"; continue; fi
+      mkdir -p "${dir%/*}"; t0=$SECONDS rc=0 from=(--set "checkpoint=$encoder")
+      if [[ $phase == distill ]]; then  # teacher: this budget's and seed's fine-tuned model
+        [[ -f ${dir%/*}/finetune/final.h5 ]] || die 6 "distill at $b labels per class, seed $seed needs ${dir%/*}/finetune/final.h5 (list finetune before distill in --phases)"
+        from=(--set "checkpoint=${dir%/*}/finetune/final.h5" --set "distill.init=$encoder")
+      fi
+      "${mpirun[@]}" -np "$np" "$SIMCLR" "$phase" "conf/$phase.cfg" --set "run_dir=$dir" \
+        --set "data.dir=$data" "${from[@]}" --set "data.labels_per_class=$b" \
+        --set "seed=$seed" --set train.eval_every=1000 --set resume=auto "${sets[@]}" > "$dir.log" 2>&1 ||
+        rc=$?
+      if ((rc != 0)); then tail -5 "$dir.log" >&2; die "$rc" "$phase at $b labels per class, seed $seed failed (exit $rc): $dir.log"; fi
+      echo "$(date -u +%H:%M:%S) lpc $b seed $seed $phase: $(grep -o '"eval_top1":[0-9.]*' "$dir/metrics.jsonl" | tail -1) ($((SECONDS - t0)) s)"
+    done
+  done
+done
+"$PYTHON" analysis/label_efficiency.py "$runs"
