@@ -148,6 +148,27 @@ grep -q '"phase":"distill","epoch":2,.*"eval_top1":0\.[0-9]' "$dst/metrics.jsonl
 expect "eval of the distilled student" 0 -m "distill checkpoint" -- \
   "${np2[@]}" eval conf/eval.cfg "${tiny[@]}" --set "checkpoint=$dst/final.h5" --set "run_dir=$tmp/e-distill"
 
+# ---- label-efficiency job (jobs/label_efficiency.sh + analysis/label_efficiency.py) ------
+le=(jobs/label_efficiency.sh --encoder "$pre/final.h5" --data "$data" --runs "$tmp/le" --np 2 --budgets 2,5 --seeds 1,2)
+le_set=(--set data.eval_per_class=5 --set run.threads=1 --set model.width=8 --set model.embed_dim=16
+        --set model.proj_dim=16 --set train.epochs=1 --set train.batch=10)
+expect "label_efficiency.sh without --encoder: exit 2" 2 -m "--encoder" -- jobs/label_efficiency.sh --data "$data"
+expect "label_efficiency.sh distill before its finetune: exit 6" 6 -m "finetune/final.h5" -- \
+  "${le[@]}" --phases distill "${le_set[@]}"
+expect "label_efficiency.sh: 2 budgets x 2 seeds x linear, finetune, distill; table" 0 \
+  -m "| 2 |" -m "| 5 |" -m "(n=2)" -m "self-training" -- "${le[@]}" --phases linear,finetune,distill "${le_set[@]}"
+"${PYTHON:-/usr/bin/python3}" - "$tmp/le/report/label_efficiency.json" <<'EOF' > "$tmp/le.check" 2>&1 &&
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+got = sorted((r["labels_per_class"], r["method"], r["n"]) for r in rows)
+want = sorted((b, m, 2) for b in (2, 5) for m in ("linear", "finetune", "distill"))
+assert got == want, got
+assert all(0.0 <= v <= 100.0 for r in rows for v in r["top1"]), rows
+EOF
+  ok "label_efficiency.json: every budget x method with 2 seeds" || bad "label_efficiency.json rows" "$(cat "$tmp/le.check")"
+expect "label_efficiency.sh rerun: finished runs skipped" 0 -m "skip $tmp/le/lpc5-seed2/distill" -- \
+  "${le[@]}" --phases linear,finetune,distill "${le_set[@]}"
+
 # ---- hostile inputs (issue 5; docs/ERRORS.md) -------------------------------------------
 expect "data.dir is a regular file: exit 4 naming it" 4 -m "$tmp/a-file/train_X.bin" -m "Not a directory" -- \
   "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set "data.dir=$tmp/a-file" --set "run_dir=$tmp/r-dirfile"
