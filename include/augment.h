@@ -4,7 +4,10 @@
  * factor in [1 - zoom, 1] with zoom = 1 - sqrt(min_area), bilinear sampling with reflected
  * borders, then a random colour affine map (brightness b in [1 - brightness, 1 + brightness]
  * for all channels, plus a 3x3 jitter matrix with entries in [-jitter, jitter]) and a clip
- * to [0, 1].
+ * to [0, 1]. Optionally (grayscale > 0; not in the keras example) SimCLR's random
+ * grayscale (Chen et al. 2020, appendix A: RandomGrayscale(p=0.2)): with probability
+ * `grayscale` every channel becomes the luma 0.2989 R + 0.587 G + 0.114 B of the clipped
+ * colours (torchvision rgb_to_grayscale weights).
  *
  * Randomness is counter-based: every draw is rng_uniform(key, i) with key =
  * augment_key(seed, epoch, image index, view), so a view does not depend on which rank
@@ -20,6 +23,7 @@ typedef struct {
     float brightness; /* brightness scale range, >= 0 */
     float jitter;     /* colour jitter matrix range, >= 0 */
     int flip;         /* 1: random horizontal flip */
+    float grayscale;  /* probability of converting the view to grey (after the colour map), in [0, 1] */
 } aug_cfg;
 
 /* Key of one view: image_index is the image's index in its dataset (not its position in a

@@ -1,4 +1,4 @@
-/* augment.c: SimCLR views (flip, translate + zoom crop, colour affine), counter-based. */
+/* augment.c: SimCLR views (flip, translate + zoom crop, colour affine, grayscale), counter-based. */
 #include "augment.h"
 
 #include <math.h>
@@ -44,6 +44,7 @@ void augment_view(const uint8_t *img, int h, int w, const aug_cfg *cfg, uint64_t
         for (int j = 0; j < 3; j++)
             m[i][j] = (i == j ? bright : 0.0f) +
                       (2.0f * rng_uniform(key, 6 + (uint64_t)(3 * i + j)) - 1.0f) * cfg->jitter;
+    const int grey = cfg->grayscale > 0.0f && rng_uniform(key, 15) < cfg->grayscale;
     const float cy = 0.5f * (float)(h - 1), cx = 0.5f * (float)(w - 1);
     for (int oy = 0; oy < h; oy++) {
         float sy = reflect(cy + ((float)oy - cy) * sh - ty, h);
@@ -62,10 +63,13 @@ void augment_view(const uint8_t *img, int h, int w, const aug_cfg *cfg, uint64_t
                 rgb[c] = (top + fy * (bot - top)) / 255.0f;
             }
             size_t o = (size_t)oy * w + ox;
+            float out[3];
             for (int j = 0; j < 3; j++) {
                 float v = rgb[0] * m[0][j] + rgb[1] * m[1][j] + rgb[2] * m[2][j];
-                dst[j * cstride + o] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+                out[j] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
             }
+            if (grey) out[0] = out[1] = out[2] = 0.2989f * out[0] + 0.587f * out[1] + 0.114f * out[2];
+            for (int j = 0; j < 3; j++) dst[j * cstride + o] = out[j];
         }
     }
 }

@@ -295,6 +295,50 @@ static void test_augment_identity_and_flip(void **state)
     assert_true(flipped >= 1 && plain >= 1);
 }
 
+/* grayscale 1: every view has three equal channels, each 0.2989 R + 0.587 G + 0.114 B of
+ * the same view with grayscale 0 (tol 1e-6); grayscale 0.3 over 400 keys: the grey share is
+ * within 0.3 +- 0.075 (5.8 binomial standard deviations) and grey views are exactly the
+ * keys whose draw 15 is below 0.3, the other views bit-identical to grayscale 0. */
+static void test_augment_grayscale(void **state)
+{
+    (void)state;
+    uint8_t img[3 * APLANE];
+    float col[9 * APLANE], g[9 * APLANE];
+    random_image(img);
+    aug_cfg c0 = {.min_area = 0.3f, .brightness = 0.8f, .jitter = 0.5f, .flip = 1, .grayscale = 0.0f};
+    aug_cfg c1 = c0, cp = c0;
+    c1.grayscale = 1.0f, cp.grayscale = 0.3f;
+    double worst = 0.0;
+    for (uint64_t k = 0; k < 10; k++) {
+        view_in_slot(img, &c0, augment_key(5, 0, k, 0), col);
+        view_in_slot(img, &c1, augment_key(5, 0, k, 0), g);
+        for (int y = 0; y < AH; y++)
+            for (int x = 0; x < AW; x++) {
+                double want = 0.2989 * at(col, 0, y, x) + 0.587 * at(col, 1, y, x) + 0.114 * at(col, 2, y, x);
+                for (int c = 0; c < 3; c++) worst = fmax(worst, fabs(at(g, c, y, x) - want));
+                assert_true(at(g, 0, y, x) == at(g, 1, y, x) && at(g, 1, y, x) == at(g, 2, y, x));
+            }
+    }
+    print_message("  grayscale 1 vs luma of the colour view: max diff %.3g (tol 1e-6)\n", worst);
+    assert_true(worst <= 1e-6);
+    int grey = 0;
+    for (uint64_t k = 0; k < 400; k++) {
+        const uint64_t key = augment_key(5, 1, k, 1);
+        view_in_slot(img, &cp, key, g);
+        view_in_slot(img, &c0, key, col);
+        const int want_grey = rng_uniform(key, 15) < 0.3f;
+        if (want_grey) {
+            grey++;
+            for (int y = 0; y < AH; y++)
+                for (int x = 0; x < AW; x++) assert_true(at(g, 0, y, x) == at(g, 2, y, x));
+        } else {
+            assert_memory_equal(g, col, sizeof g);
+        }
+    }
+    print_message("  grayscale 0.3: %d of 400 views grey (want 120 +- 30)\n", grey);
+    assert_true(grey >= 90 && grey <= 150);
+}
+
 /* ---- sharding, steps, hold-out ---------------------------------------------------- */
 
 /* shard_range covers [0, G) exactly once, in rank order, with counts differing by at most
@@ -375,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_augment_plain),
         cmocka_unit_test(test_augment_determinism_range),
         cmocka_unit_test(test_augment_identity_and_flip),
+        cmocka_unit_test(test_augment_grayscale),
         cmocka_unit_test(test_shard_steps),
         cmocka_unit_test(test_stratified_holdout),
     };
