@@ -533,7 +533,7 @@ static int decode_isolated(const char *path, uint8_t *rec, const char **why)
 
 static FILE *open_tmp(const char *path, char *tmp, size_t tmpsz)
 {
-    snprintf(tmp, tmpsz, "%s.tmp", path);
+    snprintf(tmp, tmpsz, "%s.tmp.%ld", path, (long)getpid()); /* two imports never share a temp file */
     FILE *f = fopen(tmp, "wb");
     if (!f) fatal(EXIT_IO, "%s: cannot write: %s", tmp, strerror(errno));
     return f;

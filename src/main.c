@@ -1,5 +1,6 @@
 /* main.c: the command line of build/simclr. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
@@ -65,6 +66,10 @@ static int cmd_import(int argc, char **argv)
     }
     if (!src || !out || !split) return usage_error("import needs SRC_DIR OUT_DIR --split NAME", NULL);
     if (!split[0] || strchr(split, '/')) return usage_error("--split must be a plain name", split);
+    /* import is serial: under mpirun every rank would write the same files */
+    const char *world = getenv("OMPI_COMM_WORLD_SIZE") ? getenv("OMPI_COMM_WORLD_SIZE") : getenv("PMI_SIZE");
+    if (world && atoi(world) > 1)
+        return usage_error("import is a serial command: run it once, without mpirun (MPI world size)", world);
     data_import(src, out, split, labeled, skip);
     return 0;
 }

@@ -148,6 +148,10 @@ grep -q '"phase":"distill","epoch":2,.*"eval_top1":0\.[0-9]' "$dst/metrics.jsonl
 expect "eval of the distilled student" 0 -m "distill checkpoint" -- \
   "${np2[@]}" eval conf/eval.cfg "${tiny[@]}" --set "checkpoint=$dst/final.h5" --set "run_dir=$tmp/e-distill"
 
+expect "import under mpirun -np 2: exit 2 (import is serial)" 2 -m "serial" -- \
+  "${mpirun[@]}" -np 2 "$simclr" import data/sample/unlabeled "$tmp/imp-mpi" --split unlabeled
+[[ ! -e $tmp/imp-mpi/unlabeled_X.bin ]] && ok "  ... and wrote nothing" || bad "import under mpirun wrote files" "$(ls -l "$tmp/imp-mpi")"
+
 # ---- label-efficiency job (jobs/label_efficiency.sh + analysis/label_efficiency.py) ------
 le=(jobs/label_efficiency.sh --encoder "$pre/final.h5" --data "$data" --runs "$tmp/le" --np 2 --budgets 2,5 --seeds 1,2)
 le_set=(--set data.eval_per_class=5 --set run.threads=1 --set model.width=8 --set model.embed_dim=16
