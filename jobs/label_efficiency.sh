@@ -55,14 +55,8 @@ done
 [[ $phases =~ ^(linear|finetune|baseline|distill)(,(linear|finetune|baseline|distill))*$ ]] ||
   die 2 "--phases '$phases': a comma-separated subset of linear,finetune,baseline,distill"
 encoder=$(realpath "$encoder") data=$(realpath "$data") runs=$(realpath -m "$runs")
-SIMCLR=${SIMCLR:-$root/build/simclr}
-[[ $SIMCLR != */* ]] || SIMCLR=$(realpath -m "$SIMCLR")
-PYTHON=${PYTHON:-/usr/bin/python3}
-read -ra mpirun <<< "${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}"
-threads=$(( $(nproc) / np )); ((threads >= 1)) || threads=1
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads} BLIS_NUM_THREADS=${BLIS_NUM_THREADS:-$threads}
-cd "$root"
-command -v "$SIMCLR" > /dev/null || die 2 "$SIMCLR not found: run make first (or set SIMCLR)"
+# shellcheck source=jobs/local_env.sh
+source "$root/jobs/local_env.sh"
 
 mkdir -p "$runs"
 echo "label_efficiency: encoder=$encoder data=$data budgets=$budgets seeds=$seeds phases=$phases np=$np runs=$runs"

@@ -45,15 +45,8 @@ if [[ $data != sample && $data != shared ]]; then
   data=$(realpath "$data")
 fi
 runs=$(realpath -m "$runs")
-SIMCLR=${SIMCLR:-$root/build/simclr}
-[[ $SIMCLR != */* ]] || SIMCLR=$(realpath -m "$SIMCLR")  # keep bare command names for PATH
-PYTHON=${PYTHON:-/usr/bin/python3}
-read -ra mpirun <<< "${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}"
-threads=$(( $(nproc) / np )); ((threads >= 1)) || threads=1
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads} BLIS_NUM_THREADS=${BLIS_NUM_THREADS:-$threads}
-
-cd "$root"
-command -v "$SIMCLR" > /dev/null || die 2 "$SIMCLR not found: run make first (or set SIMCLR)"
+# shellcheck source=jobs/local_env.sh
+source "$root/jobs/local_env.sh"
 
 # Exit codes of build/simclr, to name the reason when a step fails.
 reasons=([2]=usage [3]=config [4]=data [5]=I/O [6]=checkpoint [7]="diverged: non-finite loss"
