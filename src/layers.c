@@ -127,15 +127,22 @@ void conv_backward(const conv_geom *g, const float *x, const float *w, const flo
         double s = 0.0;
         for (size_t i0 = 0; i0 < len; i0 += 4096) { /* float partial sums of 4096, added in double */
             size_t i1 = len - i0 < 4096 ? len : i0 + 4096;
-            float part = 0.0f;
+            float lane[8] = {0}; /* 8 interleaved partial sums: the loop vectorises without -ffast-math */
+            size_t i = i0;
             if (yc)
-                for (size_t i = i0; i < i1; i++) {
-                    d[i] = yc[i] > 0.0f ? d[i] : 0.0f;
-                    part += d[i];
-                }
+                for (; i + 8 <= i1; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        d[i + l] = yc[i + l] > 0.0f ? d[i + l] : 0.0f;
+                        lane[l] += d[i + l];
+                    }
             else
-                for (size_t i = i0; i < i1; i++) part += d[i];
-            s += part;
+                for (; i + 8 <= i1; i += 8)
+                    for (int l = 0; l < 8; l++) lane[l] += d[i + l];
+            for (; i < i1; i++) {
+                if (yc) d[i] = yc[i] > 0.0f ? d[i] : 0.0f;
+                lane[0] += d[i];
+            }
+            s += (double)(((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7])));
         }
         db[co] += (float)s;
     }
