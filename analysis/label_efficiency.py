@@ -92,6 +92,10 @@ def plot(rows, path):
             ax.errorbar([r["labels_per_class"] for r in rs], [r["mean"] for r in rs], yerr=[r["std"] for r in rs],
                         marker="o", capsize=3, color=f"C{i}", label=label)
     ax.set_xscale("log")
+    budgets = sorted({r["labels_per_class"] for r in rows})
+    ax.set_xticks(budgets)
+    ax.set_xticklabels([str(b) for b in budgets])
+    ax.minorticks_off()
     ax.set_xlabel("labeled images per class (log scale)")
     ax.set_ylabel("top-1 on the hold-out slice (%)")
     ax.set_title("Label efficiency: mean ± std over seeds, final epoch")
@@ -114,6 +118,8 @@ def main():
         die(f"no finished run (lpcB-seedS/PHASE with final.h5) under {a.root}")
     rows = summarize(found)
     out = a.out or os.path.join(a.root, "report")
+    if os.path.exists(out) and not os.path.isdir(out):
+        die(f"--out {out}: exists and is not a folder")
     os.makedirs(out, exist_ok=True)
     md = table(rows)
     with open(os.path.join(out, "label_efficiency.json"), "w") as f:
@@ -123,7 +129,7 @@ def main():
     plot(rows, os.path.join(out, "label_efficiency.png"))
     print(md, end="")
     if unfinished:
-        print(f"not counted (no final.h5 yet): {', '.join(unfinished)}")
+        print(f"not counted (no final.h5: unfinished or failed runs): {', '.join(unfinished)}")
     print(f"wrote {out}/label_efficiency.{{json,md,png}}")
 
 

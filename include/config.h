@@ -75,6 +75,13 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
  * frees it. Written to RUN_DIR/config.resolved.cfg and into every checkpoint. */
 char *config_to_text(const config *c);
 
+/* 1 when `text` (a resolved configuration as config_to_text writes it, e.g. the copy inside
+ * a checkpoint) gives `key` (a schema key such as "seed") another value than c has, else 0;
+ * the two values are written as text to was (text's) and now (c's), n bytes each. Keys absent from text count
+ * as their defaults. fatal(EXIT_CKPT) when text does not parse or key is not in the schema.
+ * Used to refuse resuming a run whose identity (seed, label budget, teacher...) changed. */
+int config_text_differs(const char *text, const config *c, const char *key, char *was, char *now, size_t n);
+
 /* FNV-1a 64-bit hash of a string (config text), stored in checkpoints. */
 uint64_t config_hash(const char *text);
 

@@ -411,6 +411,37 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
     uselocale(old_locale);
 }
 
+/* The value of schema key k in c, as text. */
+static void field_text(const config *c, const key_spec *k, char *out, size_t n)
+{
+    const char *f = (const char *)c + k->off;
+    switch (k->type) {
+    case T_INT: snprintf(out, n, "%d", *(const int *)f); break;
+    case T_INT64: snprintf(out, n, "%lld", (long long)*(const int64_t *)f); break;
+    case T_FLOAT: snprintf(out, n, "%.17g", *(const double *)f); break;
+    case T_BOOL: snprintf(out, n, "%s", *(const int *)f ? "true" : "false"); break;
+    case T_STR: snprintf(out, n, "\"%s\"", f); break;
+    }
+}
+
+int config_text_differs(const char *text, const config *c, const char *key, char *was, char *now, size_t n)
+{
+    const key_spec *k = find_key(key);
+    if (!k) fatal(EXIT_CKPT, "config_text_differs: '%s' is not a config key", key);
+    config o;
+    config_defaults(&o);
+    config_t cf;
+    config_init(&cf);
+    if (config_read_string(&cf, text) != CONFIG_TRUE)
+        fatal(EXIT_CKPT, "the configuration stored in the checkpoint does not parse (line %d: %s)",
+              config_error_line(&cf), config_error_text(&cf));
+    walk(&o, config_root_setting(&cf), "the configuration stored in the checkpoint");
+    config_destroy(&cf);
+    field_text(&o, k, was, n);
+    field_text(c, k, now, n);
+    return strcmp(was, now) != 0;
+}
+
 char *config_to_text(const config *c)
 {
     config_t cf;

@@ -199,6 +199,7 @@ static void start_outputs(run_ctx *r)
     write_text(r, "config.resolved.cfg", r->cfg_text);
     if (is_phase(r, "eval")) return;
     r->metrics = open_in_run(r, "metrics.jsonl", "a");
+    if (is_phase(r, "distill")) return; /* trains on teacher labels of the pool, no labeled images */
     FILE *out = open_in_run(r, "labeled_indices.txt", "w");
     fprintf(out, "# records of %s used as labeled training images (0-based), %zu images\n",
             r->labeled_file.path_x, r->train.n);
@@ -241,7 +242,7 @@ static void check_batches(const run_ctx *r)
         fatal(EXIT_CONFIG, "%s: train.batch = %zu: NT-Xent needs at least 2 images (negatives)", c->config_path, G);
     if (G > N)
         fatal(EXIT_CONFIG, "%s: train.batch = %zu is larger than the %zu %s images", c->config_path, G, N,
-              pool ? "pretraining (unlabeled pool)" : "labeled training");
+              pre ? "pretraining" : pool ? "unlabeled pool" : "labeled training");
     const size_t GP = (size_t)c->pretrain.probe_batch;
     if (pre && GP > r->train.n)
         fatal(EXIT_CONFIG, "%s: pretrain.probe_batch = %zu exceeds the %zu labeled images", c->config_path, GP, r->train.n);
@@ -332,13 +333,16 @@ static void save_checkpoint(run_ctx *r, int64_t epoch, const char *name)
 }
 
 /* Loads `path` on rank 0 and broadcasts the groups in mask (with Adam moments when
- * with_optimizer); returns the metadata (config_text freed). */
-static ckpt_meta load_checkpoint(run_ctx *r, const char *path, unsigned mask, int with_optimizer)
+ * with_optimizer); returns the metadata. Its config_text (rank 0 only, else NULL) goes to
+ * *config_text when that is not NULL (the caller frees it), else it is freed. */
+static ckpt_meta load_checkpoint(run_ctx *r, const char *path, unsigned mask, int with_optimizer, char **config_text)
 {
     ckpt_meta meta = {0};
+    if (config_text) *config_text = NULL;
     if (r->rank == 0) {
         ckpt_load(path, &r->m, mask, with_optimizer, &meta);
-        free(meta.config_text);
+        if (config_text) *config_text = meta.config_text;
+        else free(meta.config_text);
         meta.config_text = NULL;
     }
     dist_bcast(&meta, sizeof meta, 0);
@@ -368,10 +372,23 @@ static int try_resume(run_ctx *r, size_t steps_per_epoch)
     dist_bcast(&found, sizeof found, 0);
     dist_bcast(path, sizeof path, 0);
     if (!found) return 0;
-    ckpt_meta meta = load_checkpoint(r, path, (1u << NGROUPS) - 1, 1);
+    char *text;
+    ckpt_meta meta = load_checkpoint(r, path, (1u << NGROUPS) - 1, 1, &text);
     if (strcmp(meta.phase, r->cfg.phase))
         fatal(EXIT_CKPT, "%s: a %s checkpoint cannot resume phase %s (resume = \"%s\")", path, meta.phase,
               r->cfg.phase, res);
+    /* what makes the run this run: a resume must not silently switch seed, label subset,
+     * batch, loss temperature or (distill) teacher half-way */
+    static const char *const same[] = {"seed", "data.labels_per_class", "train.batch", "pretrain.temperature",
+                                       "distill.temperature", "checkpoint"};
+    for (size_t i = 0; r->rank == 0 && i < sizeof same / sizeof same[0]; i++) {
+        char was[PATH_MAX + 8], now[PATH_MAX + 8];
+        if (!strcmp(same[i], "checkpoint") && !is_phase(r, "distill")) continue;
+        if (config_text_differs(text, &r->cfg, same[i], was, now, sizeof was))
+            fatal(EXIT_CKPT, "%s: written with %s = %s, this run has %s = %s: a resumed run keeps it (set it "
+                  "back, or start over with resume = \"none\" or another run_dir)", path, same[i], was, same[i], now);
+    }
+    free(text);
     r->step = meta.step;
     r->start_epoch = (int)meta.epoch;
     r->skip_steps = meta.step - meta.epoch * (int64_t)steps_per_epoch;
@@ -659,13 +676,15 @@ static int pretrain(run_ctx *r)
 
 /* distill: the teacher (classifier checkpoint `checkpoint`) labels every image of the
  * unlabeled pool with softmax(logits / distill.temperature), each rank its shard, summed
- * into one (N, C) table on every rank (4 C bytes per pool image); then the model is reset
- * to fresh weights for the student. Returns the table. */
+ * into one (N, C) table on every rank (4 C bytes per pool image); the student's weights
+ * (the model before the call) are kept aside and put back. Returns the table. */
 static float *teacher_labels(run_ctx *r)
 {
     const config *c = &r->cfg;
     const size_t C = (size_t)c->data.num_classes, N = r->unlabeled.n;
-    ckpt_meta meta = load_checkpoint(r, c->checkpoint, (1u << NGROUPS) - 1, 0);
+    float *student = xcalloc(r->m.nparams, sizeof *student, "student weights");
+    memcpy(student, r->m.params, r->m.nparams * sizeof *student);
+    ckpt_meta meta = load_checkpoint(r, c->checkpoint, (1u << NGROUPS) - 1, 0, NULL);
     if (!strcmp(meta.phase, "pretrain"))
         die_agreed(r, EXIT_CKPT, "%s: a pretrain checkpoint has no classifier to teach with: give distill the "
                    "output of finetune (or linear, baseline) as 'checkpoint'", c->checkpoint);
@@ -681,12 +700,11 @@ static float *teacher_labels(run_ctx *r)
         softmax_rows(r->m.logits, nb, C, (float)c->distill.temperature, soft + (begin + off) * C);
     }
     dist_allreduce_sum_f(soft, N * C);
-    if (r->rank == 0) {
+    if (r->rank == 0)
         printf("distill: teacher %s (%s, eval top-1 %.2f%%) soft-labelled %zu unlabeled images at temperature %g "
                "in %.1f s\n", c->checkpoint, meta.phase, 100.0 * teacher_top1, N, c->distill.temperature, now_s() - t0);
-        model_init_weights(&r->m, -1, (uint64_t)c->seed);
-    }
-    dist_bcast(r->m.params, r->m.nparams * sizeof(float), 0);
+    memcpy(r->m.params, student, r->m.nparams * sizeof *student);
+    free(student);
     free(confusion);
     return soft;
 }
@@ -700,12 +718,12 @@ static int classify(run_ctx *r)
     const size_t G = (size_t)c->train.batch, N = d->n, C = (size_t)c->data.num_classes;
     const size_t spe = steps_per_epoch(N, G);
     const int g0 = train_encoder ? GROUP_ENCODER : GROUP_CLASSIFIER;
-    float *soft = distill ? teacher_labels(r) : NULL;
     const char *init = distill ? c->distill.init : is_phase(r, "baseline") ? "" : c->checkpoint;
     if (!try_resume(r, spe) && init[0]) {
-        ckpt_meta meta = load_checkpoint(r, init, 1u << GROUP_ENCODER, 0);
+        ckpt_meta meta = load_checkpoint(r, init, 1u << GROUP_ENCODER, 0, NULL);
         if (r->rank == 0) printf("%s: encoder from %s (%s, epoch %lld)\n", c->phase, init, meta.phase, (long long)meta.epoch);
     }
+    float *soft = distill ? teacher_labels(r) : NULL; /* after the student's checkpoints: those fail fast */
     start_outputs(r);
     int64_t *perm = xcalloc(N, sizeof *perm, "permutation");
     int64_t *confusion = xcalloc(C * C, sizeof *confusion, "confusion");
@@ -779,7 +797,7 @@ static int eval_phase(run_ctx *r)
 {
     const config *c = &r->cfg;
     const int C = c->data.num_classes;
-    ckpt_meta meta = load_checkpoint(r, c->checkpoint, (1u << NGROUPS) - 1, 0);
+    ckpt_meta meta = load_checkpoint(r, c->checkpoint, (1u << NGROUPS) - 1, 0, NULL);
     if (!strcmp(meta.phase, "pretrain"))
         fatal(EXIT_CKPT, "%s: a pretrain checkpoint has no trained classifier: evaluate the output of "
               "linear, finetune or baseline", c->checkpoint);

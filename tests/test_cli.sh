@@ -145,6 +145,14 @@ expect "distill on 2 ranks: teacher soft labels, student trained, eval logged" 0
   --set "distill.init=$pre/final.h5" --set distill.temperature=2.0 --set "run_dir=$dst"
 grep -q '"phase":"distill","epoch":2,.*"eval_top1":0\.[0-9]' "$dst/metrics.jsonl" 2>/dev/null &&
   ok "distill metrics.jsonl has epoch 2 with eval_top1" || bad "distill metrics.jsonl has epoch 2 with eval_top1" "$(cat "$dst/metrics.jsonl" 2>&1)"
+expect "distill resumed with another teacher: exit 6 naming the key" 6 -m "written with checkpoint =" -- \
+  "${np1[@]}" distill conf/distill.cfg "${tiny[@]}" --set train.epochs=3 --set train.batch=40 --set "checkpoint=$dst/final.h5" \
+  --set "distill.init=$pre/final.h5" --set distill.temperature=2.0 --set "run_dir=$dst"
+expect "distill resumed with another seed: exit 6 naming the key" 6 -m "written with seed = 42, this run has seed = 7" -- \
+  "${np1[@]}" distill conf/distill.cfg "${tiny[@]}" --set train.epochs=3 --set train.batch=40 --set "checkpoint=$ft/final.h5" \
+  --set "distill.init=$pre/final.h5" --set distill.temperature=2.0 --set seed=7 --set "run_dir=$dst"
+expect "distill with a missing distill.init: exit 6 naming it" 6 -m "$tmp/nope.h5" -- \
+  "${np2[@]}" distill conf/distill.cfg "${tiny[@]}" --set "checkpoint=$ft/final.h5" --set "distill.init=$tmp/nope.h5" --set "run_dir=$tmp/d-noinit"
 expect "eval of the distilled student" 0 -m "distill checkpoint" -- \
   "${np2[@]}" eval conf/eval.cfg "${tiny[@]}" --set "checkpoint=$dst/final.h5" --set "run_dir=$tmp/e-distill"
 
@@ -172,6 +180,12 @@ EOF
   ok "label_efficiency.json: every budget x method with 2 seeds" || bad "label_efficiency.json rows" "$(cat "$tmp/le.check")"
 expect "label_efficiency.sh rerun: finished runs skipped" 0 -m "skip $tmp/le/lpc5-seed2/distill" -- \
   "${le[@]}" --phases linear,finetune,distill "${le_set[@]}"
+expect "label_efficiency.sh rerun with other settings into the same --runs: exit 3" 3 -m "other settings" -m "train.epochs=2" -- \
+  "${le[@]}" --phases linear "${le_set[@]}" --set train.epochs=2
+expect "label_efficiency.sh --set of a key the script sets: exit 2" 2 -m "--set seed" -- "${le[@]}" --set seed=7
+expect "label_efficiency.sh with a finetune checkpoint as --encoder: exit 6" 6 -m "not a pretrain checkpoint" -- \
+  jobs/label_efficiency.sh --encoder "$ft/final.h5" --data "$data" --runs "$tmp/le-ft" --np 2 --budgets 2 --seeds 1 --phases linear "${le_set[@]}"
+[[ ! -e $tmp/le-ft/lpc2-seed1/linear ]] && ok "  ... and its run is removed" || bad "run with a finetune encoder left behind" "$(ls -R "$tmp/le-ft")"
 
 # ---- hostile inputs (issue 5; docs/ERRORS.md) -------------------------------------------
 expect "data.dir is a regular file: exit 4 naming it" 4 -m "$tmp/a-file/train_X.bin" -m "Not a directory" -- \

@@ -327,6 +327,42 @@ static void test_set_errors(void **state)
 
 /* ---- config_to_text --------------------------------------------------------------- */
 
+/* config_text_differs on config_to_text output: equal keys give 0 and the same text for
+ * both values; a changed seed, string, float or bool gives 1 and both values as text; a key
+ * missing from the text counts as its default. */
+static void test_text_differs(void **state)
+{
+    (void)state;
+    config a, b;
+    config_defaults(&a);
+    snprintf(a.checkpoint, sizeof a.checkpoint, "teacher-1.h5");
+    a.seed = 5, a.distill.temperature = 2.0;
+    char *text = config_to_text(&a);
+    char was[256], now[256];
+    b = a;
+    assert_int_equal(config_text_differs(text, &b, "seed", was, now, sizeof was), 0);
+    assert_string_equal(was, "5");
+    assert_string_equal(now, "5");
+    b.seed = 7;
+    assert_int_equal(config_text_differs(text, &b, "seed", was, now, sizeof was), 1);
+    assert_string_equal(was, "5");
+    assert_string_equal(now, "7");
+    snprintf(b.checkpoint, sizeof b.checkpoint, "teacher-2.h5");
+    assert_int_equal(config_text_differs(text, &b, "checkpoint", was, now, sizeof was), 1);
+    assert_string_equal(was, "\"teacher-1.h5\"");
+    b.distill.temperature = 1.5;
+    assert_int_equal(config_text_differs(text, &b, "distill.temperature", was, now, sizeof was), 1);
+    assert_string_equal(was, "2");
+    assert_int_equal(config_text_differs(text, &b, "data.labels_per_class", was, now, sizeof was), 0);
+    b.run.hdf5_file_locking = 0;
+    assert_int_equal(config_text_differs(text, &b, "run.hdf5_file_locking", was, now, sizeof was), 1);
+    assert_string_equal(now, "false");
+    /* absent from the text: the default (seed 42) */
+    assert_int_equal(config_text_differs("train = { epochs = 3; };", &b, "seed", was, now, sizeof was), 1);
+    assert_string_equal(was, "42");
+    free(text);
+}
+
 static void test_to_text_reads_back(void **state)
 {
     char path[4300], back[4300];
@@ -525,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_locale_independent),
         cmocka_unit_test(test_hostile_files),
         cmocka_unit_test(test_big_integers),
+        cmocka_unit_test(test_text_differs),
     };
     set_abort_hook(fail_on_fatal);
     return cmocka_run_group_tests(tests, NULL, NULL);
