@@ -2,7 +2,8 @@
 # valgrind.sh (make valgrind): valgrind memcheck over a tiny pipeline on the bundled sample
 # images, one rank (MPI singleton), model width 8:
 #   import of 20 labeled images (2 classes; the decoding child processes are checked too),
-#   pretrain 1 epoch (batch 8, online probe 4), finetune 1 epoch from it, eval.
+#   pretrain 1 epoch (batch 8, online probe 4), finetune 1 epoch from it, distill 1 epoch
+#   (the finetuned model as teacher), eval.
 # Each step runs under
 #   valgrind --error-exitcode=1 --leak-check=full --suppressions=tests/valgrind.supp
 # and must exit 0 with "ERROR SUMMARY: 0 errors"; the suppressions cover only Open MPI's,
@@ -40,6 +41,8 @@ tiny=(--set "data.dir=$tmp/data" --set data.unlabeled_split= --set data.num_clas
 step import "$simclr" import "$tmp/src" "$tmp/data" --split train --labels-from-folders
 step pretrain "$simclr" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.batch=8 --set pretrain.probe_batch=4 --set "run_dir=$tmp/pre"
 step finetune "$simclr" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=4 --set "checkpoint=$tmp/pre/final.h5" --set "run_dir=$tmp/fine"
+step distill "$simclr" distill conf/distill.cfg "${tiny[@]}" --set train.batch=4 --set "checkpoint=$tmp/fine/final.h5" \
+  --set "distill.init=$tmp/pre/final.h5" --set "run_dir=$tmp/distill"
 step eval "$simclr" eval conf/eval.cfg "${tiny[@]}" --set "checkpoint=$tmp/fine/final.h5" --set "run_dir=$tmp/eval"
 if ((failed)); then echo "valgrind: memcheck errors (logs kept in $tmp)"; exit 1; fi
 rm -rf "$tmp"
