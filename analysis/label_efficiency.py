@@ -13,6 +13,7 @@ over seeds) into --out (default STUDY_ROOT/report), and prints the table.
 """
 import argparse
 import json
+import math
 import os
 import re
 import statistics
@@ -69,6 +70,42 @@ def summarize(found):
     return rows
 
 
+def paired(found, method, against):
+    """Per budget: method minus `against` on the same seeds (e.g. the student minus its
+    teacher): mean, sample std and n of the differences, in points."""
+    out = []
+    for (budget, m), by_seed in sorted(found.items()):
+        ref = found.get((budget, against), {})
+        if m != method:
+            continue
+        diffs = [by_seed[s] - ref[s] for s in sorted(by_seed) if s in ref]
+        if diffs:
+            out.append({"labels_per_class": budget, "method": method, "minus": against, "diffs": diffs,
+                        "mean": statistics.fmean(diffs), "std": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
+                        "n": len(diffs)})
+    return out
+
+
+def labels_matched(rows, method, against="baseline"):
+    """Per budget of `method`: how many labels per class `against` needs for the same mean
+    top-1, interpolated linearly in log(labels) between its measured budgets; None when
+    outside them (reported as beyond the range). The user's question: labels saved."""
+    ref = sorted((r["labels_per_class"], r["mean"]) for r in rows if r["method"] == against)
+    out = []
+    for r in sorted((r for r in rows if r["method"] == method), key=lambda r: r["labels_per_class"]):
+        need = None
+        for (b0, a0), (b1, a1) in zip(ref, ref[1:]):
+            if min(a0, a1) <= r["mean"] <= max(a0, a1) and a1 != a0:
+                t = (r["mean"] - a0) / (a1 - a0)
+                need = math.exp(math.log(b0) + t * (math.log(b1) - math.log(b0)))
+                break
+        out.append({"labels_per_class": r["labels_per_class"], "method": method, "top1": r["mean"],
+                    "against": against, "against_labels_per_class_for_same_top1": need,
+                    "beyond": None if need is not None or not ref else
+                    ("above" if r["mean"] > max(a for _, a in ref) else "below")})
+    return out
+
+
 def table(rows):
     budgets = sorted({r["labels_per_class"] for r in rows})
     methods = [(m, label) for m, label in METHODS if any(r["method"] == m for r in rows)]
@@ -122,8 +159,25 @@ def main():
         die(f"--out {out}: exists and is not a folder")
     os.makedirs(out, exist_ok=True)
     md = table(rows)
+    gains = paired(found, "distill", "finetune") + paired(found, "finetune", "baseline")
+    matched = labels_matched(rows, "finetune") + labels_matched(rows, "distill")
+    if any(m["against_labels_per_class_for_same_top1"] or m["beyond"] for m in matched):
+        md += ("\n| labels per class | method (mean top-1) | baseline labels per class for the same top-1 "
+               "(log-interpolated) |\n|---:|---|---:|\n")
+        names = dict(METHODS)
+        for m in matched:
+            need = m["against_labels_per_class_for_same_top1"]
+            cell = f"{need:.0f}" if need else (f"{m['beyond']} the measured baseline range" if m["beyond"] else "-")
+            md += f"| {m['labels_per_class']} | {names[m['method']]} ({m['top1']:.1f} %) | {cell} |\n"
+    if gains:
+        md += "\n| labels per class | difference (points, same seeds) | mean ± std (n) |\n|---:|---|---:|\n"
+        names = dict(METHODS)
+        for g in gains:
+            md += (f"| {g['labels_per_class']} | {names[g['method']]} - {names[g['minus']]} | "
+                   f"{g['mean']:+.1f} ± {g['std']:.1f} (n={g['n']}) |\n")
     with open(os.path.join(out, "label_efficiency.json"), "w") as f:
-        json.dump({"root": os.path.abspath(a.root), "rows": rows, "unfinished": unfinished}, f, indent=1)
+        json.dump({"root": os.path.abspath(a.root), "rows": rows, "paired_differences": gains, "labels_matched": matched,
+                   "unfinished": unfinished}, f, indent=1)
     with open(os.path.join(out, "label_efficiency.md"), "w") as f:
         f.write(md)
     plot(rows, os.path.join(out, "label_efficiency.png"))
