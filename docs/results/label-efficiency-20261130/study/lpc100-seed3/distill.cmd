@@ -1,0 +1,19 @@
+encoder sha256 4eb4f6af4ec82178b323a272172e25a3d719fff7f238357d9c05e15f103b437e
+distill
+conf/distill.cfg
+--set
+run_dir=/work/main/runs/labeff/study/lpc100-seed3/distill
+--set
+data.dir=/work/main/runs/stl10/data
+--set
+checkpoint=/work/main/runs/labeff/study/lpc100-seed3/finetune/final.h5
+--set
+distill.init=/work/main/runs/labeff/encoder/pretrain-seed42-8dff167.h5
+--set
+data.labels_per_class=100
+--set
+seed=3
+--set
+train.eval_every=1000
+--set
+resume=auto
