@@ -288,8 +288,7 @@ void ckpt_load(const char *path, model *m, unsigned group_mask, int with_optimiz
     meta->seed = read_i64(f, path, "seed");
     meta->config_hash = (uint64_t)read_i64(f, path, "config_hash");
     /* the metadata steers the resume (phases.c): refuse values no run can have written */
-    if (strcmp(meta->phase, "pretrain") && strcmp(meta->phase, "linear") && strcmp(meta->phase, "finetune") &&
-        strcmp(meta->phase, "baseline") && strcmp(meta->phase, "distill"))
+    if (!is_training_phase(meta->phase))
         fatal(EXIT_CKPT, "%s: attribute 'phase' is \"%s\", not pretrain, linear, finetune, baseline or distill", path,
               meta->phase);
     if (meta->epoch < 0 || meta->epoch > INT_MAX || meta->step < 0 || meta->world_size < 1)

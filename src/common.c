@@ -111,3 +111,11 @@ void permute(int64_t *perm, size_t n, uint64_t key)
         perm[j] = t;
     }
 }
+
+int is_training_phase(const char *s)
+{
+    static const char *const phases[] = {"pretrain", "linear", "finetune", "baseline", "distill"};
+    for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++)
+        if (!strcmp(s, phases[i])) return 1;
+    return 0;
+}

@@ -80,6 +80,19 @@ double ntxent_rows(const float *zn, size_t n, size_t d, const int64_t *partner, 
     return total;
 }
 
+/* log sum_k exp(l_k / tau) of one row of c logits, shifted by the row maximum; *arg gets
+ * the index of that maximum (the first on ties). */
+static double row_lse(const float *l, size_t c, double tau, size_t *arg)
+{
+    size_t a = 0;
+    for (size_t k = 1; k < c; k++)
+        if (l[k] > l[a]) a = k;
+    double sum = 0.0;
+    for (size_t k = 0; k < c; k++) sum += exp(((double)l[k] - l[a]) / tau);
+    *arg = a;
+    return (double)l[a] / tau + log(sum);
+}
+
 double softmax_xent(const float *logits, const int32_t *labels, size_t n, size_t c, float scale,
                     float *dlogits, size_t *ncorrect)
 {
@@ -88,12 +101,8 @@ double softmax_xent(const float *logits, const int32_t *labels, size_t n, size_t
     for (size_t i = 0; i < n; i++) {
         const float *l = logits + i * c;
         CHECK(labels[i] >= 0 && (size_t)labels[i] < c);
-        size_t arg = 0;
-        for (size_t k = 1; k < c; k++)
-            if (l[k] > l[arg]) arg = k;
-        double sum = 0.0;
-        for (size_t k = 0; k < c; k++) sum += exp((double)l[k] - l[arg]);
-        double lse = l[arg] + log(sum);
+        size_t arg;
+        double lse = row_lse(l, c, 1.0, &arg);
         total += lse - l[labels[i]];
         correct += arg == (size_t)labels[i];
         if (dlogits) {
@@ -111,11 +120,9 @@ void softmax_rows(const float *logits, size_t n, size_t c, float tau, float *pro
     CHECK(tau > 0.0f && c > 0);
     for (size_t i = 0; i < n; i++) {
         const float *l = logits + i * c;
-        float mx = l[0];
-        for (size_t k = 1; k < c; k++) mx = l[k] > mx ? l[k] : mx;
-        double sum = 0.0;
-        for (size_t k = 0; k < c; k++) sum += exp(((double)l[k] - mx) / tau);
-        for (size_t k = 0; k < c; k++) probs[i * c + k] = (float)(exp(((double)l[k] - mx) / tau) / sum);
+        size_t arg;
+        double lse = row_lse(l, c, tau, &arg);
+        for (size_t k = 0; k < c; k++) probs[i * c + k] = (float)exp((double)l[k] / tau - lse);
     }
 }
 
@@ -127,16 +134,12 @@ double softmax_xent_soft(const float *logits, const float *targets, size_t n, si
     size_t agree = 0;
     for (size_t i = 0; i < n; i++) {
         const float *l = logits + i * c, *t = targets + i * c;
-        size_t arg = 0, targ = 0;
-        double tsum = 0.0;
+        size_t arg, targ = 0;
+        double tsum = 0.0, lse = row_lse(l, c, tau, &arg);
         for (size_t k = 0; k < c; k++) {
-            if (l[k] > l[arg]) arg = k;
             if (t[k] > t[targ]) targ = k;
             tsum += t[k];
         }
-        double sum = 0.0;
-        for (size_t k = 0; k < c; k++) sum += exp(((double)l[k] - l[arg]) / tau);
-        double lse = (double)l[arg] / tau + log(sum); /* log sum_k exp(l_k / tau) */
         for (size_t k = 0; k < c; k++) total += (double)t[k] * (lse - (double)l[k] / tau);
         agree += arg == targ;
         if (dlogits)

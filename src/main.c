@@ -37,14 +37,6 @@ static const char *USAGE =
     "exit codes: 0 ok, 2 usage, 3 config, 4 data, 5 I/O, 6 checkpoint, 7 diverged (non-finite loss),\n"
     "  70 internal error, 75 stopped by SIGTERM/SIGUSR1 after a checkpoint (resume=auto continues)\n";
 
-static int is_phase_name(const char *s)
-{
-    const char *phases[] = {"pretrain", "linear", "finetune", "baseline", "distill", "eval"};
-    for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++)
-        if (!strcmp(s, phases[i])) return 1;
-    return 0;
-}
-
 static int usage_error(const char *msg, const char *arg)
 {
     fprintf(stderr, "simclr: error: %s%s%s\n(see build/simclr --help)\n", msg, arg ? ": " : "", arg ? arg : "");
@@ -82,7 +74,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--version")) return puts("simclr " SIMCLR_VERSION), 0;
     if (!strcmp(argv[1], "import")) return cmd_import(argc, argv);
-    if (!is_phase_name(argv[1])) return usage_error("unknown phase (pretrain, linear, finetune, baseline, distill, eval, import)", argv[1]);
+    if (!is_training_phase(argv[1]) && strcmp(argv[1], "eval")) return usage_error("unknown phase (pretrain, linear, finetune, baseline, distill, eval, import)", argv[1]);
     if (argc < 3 || argv[2][0] == '-') return usage_error("missing CONFIG.cfg after the phase", argv[1]);
     char *sets[256];
     int nsets = 0;

@@ -360,6 +360,16 @@ static ckpt_meta load_checkpoint(run_ctx *r, const char *path, unsigned mask, in
     return meta;
 }
 
+/* Loads a trained classifier (all groups, no optimizer state) for eval or as the distill
+ * teacher; a pretrain checkpoint, which has none, is refused by all ranks with
+ * "PATH: a pretrain checkpoint has WHY". */
+static ckpt_meta load_classifier(run_ctx *r, const char *path, const char *why)
+{
+    ckpt_meta meta = load_checkpoint(r, path, (1u << NGROUPS) - 1, 0, NULL);
+    if (!strcmp(meta.phase, "pretrain")) die_agreed(r, EXIT_CKPT, "%s: a pretrain checkpoint has %s", path, why);
+    return meta;
+}
+
 /* resume = "auto" (LATEST of run_dir, if any), "none", or a path. Returns 1 if resumed. */
 static int try_resume(run_ctx *r, size_t steps_per_epoch)
 {
@@ -684,10 +694,8 @@ static float *teacher_labels(run_ctx *r)
     const size_t C = (size_t)c->data.num_classes, N = r->unlabeled.n;
     float *student = xcalloc(r->m.nparams, sizeof *student, "student weights");
     memcpy(student, r->m.params, r->m.nparams * sizeof *student);
-    ckpt_meta meta = load_checkpoint(r, c->checkpoint, (1u << NGROUPS) - 1, 0, NULL);
-    if (!strcmp(meta.phase, "pretrain"))
-        die_agreed(r, EXIT_CKPT, "%s: a pretrain checkpoint has no classifier to teach with: give distill the "
-                   "output of finetune (or linear, baseline) as 'checkpoint'", c->checkpoint);
+    ckpt_meta meta = load_classifier(r, c->checkpoint, "no classifier to teach with: give distill the output of "
+                                     "finetune (or linear, baseline) as 'checkpoint'");
     const double t0 = now_s();
     int64_t *confusion = xcalloc(C * C, sizeof *confusion, "confusion");
     const double teacher_top1 = evaluate(r, &r->eval, confusion);
@@ -797,10 +805,8 @@ static int eval_phase(run_ctx *r)
 {
     const config *c = &r->cfg;
     const int C = c->data.num_classes;
-    ckpt_meta meta = load_checkpoint(r, c->checkpoint, (1u << NGROUPS) - 1, 0, NULL);
-    if (!strcmp(meta.phase, "pretrain"))
-        fatal(EXIT_CKPT, "%s: a pretrain checkpoint has no trained classifier: evaluate the output of "
-              "linear, finetune or baseline", c->checkpoint);
+    ckpt_meta meta = load_classifier(r, c->checkpoint, "no trained classifier: evaluate the output of linear, finetune, "
+                                     "baseline or distill");
     start_outputs(r);
     int64_t *conf = xcalloc((size_t)C * C, sizeof *conf, "confusion");
     double t0 = now_s();
