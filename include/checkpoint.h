@@ -2,7 +2,8 @@
  *   /params/<tensor>, /adam_m/<tensor>, /adam_v/<tensor>  H5T_IEEE_F32LE, PyTorch shapes
  *   (e.g. /params/encoder.conv0.weight (128, 3, 3, 3)), each one chunk with a Fletcher-32
  *   checksum (a corrupted tensor fails to load), so an h5py script loads them into
- *   torch.nn modules as they are;
+ *   torch.nn modules as they are; with model.batchnorm also /buffers/encoder.bnI.running_mean
+ *   and running_var (width), BatchNorm's running statistics, loaded with the encoder;
  *   root attributes format_version, phase, epoch, step, world_size, seed, config_hash
  *   (H5T_STD_I64LE / strings), eval_set (the held-out images it never saw) and the dataset /config (the resolved config text).
  * Writes are atomic: NAME.tmp is written and closed, fsynced, renamed to NAME, and the

@@ -35,16 +35,17 @@ void im2col(const conv_geom *g, const float *x, size_t n, size_t b0, size_t nb, 
 /* Adjoint of im2col: ACCUMULATES col (cin*k*k, nb*hout*wout) into dx (cin, n, hin, win). */
 void col2im(const conv_geom *g, const float *col, size_t n, size_t b0, size_t nb, float *dx);
 
-/* y (cout, n, hout, wout) = conv(x (cin, n, hin, win), w (cout, cin, k, k)) + b (cout),
- * then ReLU when relu != 0. y is overwritten. ws is a workspace of ws_floats floats
- * (>= conv_col_floats(g, 1)); images are processed in chunks that fit it, each one
+/* y (cout, n, hout, wout) = conv(x (cin, n, hin, win), w (cout, cin, k, k)) + b (cout)
+ * (no bias when b is NULL: a conv followed by batch normalisation), then ReLU when
+ * relu != 0. y is overwritten. ws is a workspace of ws_floats floats (>= conv_col_floats(g, 1)); images are processed in chunks that fit it, each one
  * im2col + one gemm. Same math as torch.nn.functional.conv2d (cross-correlation). */
 void conv_forward(const conv_geom *g, const float *x, const float *w, const float *b, float *y,
                   size_t n, int relu, float *ws, size_t ws_floats);
 
 /* Backward of conv_forward. y: the forward output when it was run with relu (dy is then
- * masked in place by y > 0), else NULL. dw (cout, cin, k, k) and db (cout) accumulate;
- * dx (cin, n, hin, win) is overwritten, or skipped when NULL (first layer). */
+ * masked in place by y > 0), else NULL. dw (cout, cin, k, k) and db (cout) accumulate
+ * (db NULL: no bias); dx (cin, n, hin, win) is overwritten, or skipped when NULL (first
+ * layer). */
 void conv_backward(const conv_geom *g, const float *x, const float *w, const float *y,
                    float *dy, float *dw, float *db, float *dx, size_t n, float *ws,
                    size_t ws_floats);
@@ -72,6 +73,41 @@ void dense_forward_ref(const float *x, const float *w, const float *b, float *y,
                        size_t in, size_t out);
 void dense_backward_ref(const float *x, const float *w, const float *dy, float *dw,
                         float *db, float *dx, size_t n, size_t in, size_t out);
+
+/* Batch normalisation over CNHW activations (Ioffe & Szegedy 2015, Algorithm 1; the
+ * math of torch.nn.BatchNorm2d / SyncBatchNorm): channel ci is the contiguous block
+ * x[ci*len .. ci*len+len), len = n*h*w. In training mode the statistics are the mean and
+ * biased variance over every image of the GLOBAL batch: `reduce` (when not NULL) sums a
+ * double buffer in place across ranks (MPI_Allreduce), so each rank normalises with the
+ * same numbers a single rank would use on the whole batch. eps 1e-5, momentum 0.1 and the
+ * unbiased running variance are PyTorch's defaults. */
+typedef struct {
+    void (*fn)(double *buf, size_t n, void *ctx); /* in-place sum across ranks */
+    void *ctx;
+} bn_reduce;
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+
+/* y (c, len) = gamma * (x - mean) * invstd + beta, then ReLU when relu != 0; y is
+ * overwritten and may not alias x. train != 0: mean/invstd are the batch statistics
+ * (global through `reduce`), written to mean (c) and invstd (c) for the backward pass, and
+ * run_mean/run_var (c) move 10 % toward them (variance scaled by M/(M-1), M = global
+ * count). train == 0: mean = run_mean, invstd = 1/sqrt(run_var + eps), run_* untouched.
+ * sums is a workspace of 2c+1 doubles. Returns nothing; a global count of 0 is a CHECK. */
+void batchnorm_forward(const float *x, float *y, size_t c, size_t len, const float *gamma,
+                       const float *beta, float *mean, float *invstd, float *run_mean,
+                       float *run_var, int train, int relu, double *sums, const bn_reduce *reduce);
+
+/* Backward of a training-mode batchnorm_forward. x: its input, y: its output when it ran
+ * with relu (dy is first masked in place by y > 0), else NULL; mean/invstd: what the
+ * forward wrote. dgamma, dbeta (c) ACCUMULATE this rank's share (sum over its own
+ * images; the caller's gradient allreduce adds the ranks); dy (c, len) is OVERWRITTEN
+ * in place by dx = gamma*invstd*(dy - S1/M - xhat*S2/M), with S1 = sum dy, S2 =
+ * sum dy*xhat and M summed over the global batch through `reduce`. sums: 2c+1 doubles. */
+void batchnorm_backward(const float *x, const float *y, float *dy, size_t c, size_t len,
+                        const float *gamma, const float *mean, const float *invstd,
+                        float *dgamma, float *dbeta, double *sums, const bn_reduce *reduce);
 
 /* In place: x = max(x, 0) over n floats. */
 void relu_forward(float *x, size_t n);

@@ -1,7 +1,9 @@
 /* model.h: the network of the keras.io SimCLR example, assembled from layers.h.
  *
  *   encoder:    conv_layers x [conv k x k, stride 2, no padding, `width` channels, ReLU]
- *               (96 -> 47 -> 23 -> 11 -> 5 for 4 layers), flatten, dense `embed_dim` + ReLU
+ *               (96 -> 47 -> 23 -> 11 -> 5 for 4 layers), flatten, dense `embed_dim` + ReLU;
+ *               with batchnorm: conv (no bias) -> BatchNorm2d (statistics over the global
+ *               batch, all ranks) -> ReLU, as in SimCLR's ResNet (Chen et al. 2020, B.9)
  *   projection: dense proj_dim + ReLU, dense proj_dim          (SimCLR's g(.))
  *   classifier: dense num_classes on the encoder output        (linear probe / fine-tune)
  *
@@ -20,7 +22,7 @@
 #include "layers.h"
 
 #define MODEL_MAX_CONV 8
-#define MODEL_MAX_TENSORS (2 * MODEL_MAX_CONV + 8)
+#define MODEL_MAX_TENSORS (3 * MODEL_MAX_CONV + 8)
 
 enum { GROUP_ENCODER, GROUP_HEAD, GROUP_CLASSIFIER, NGROUPS };
 
@@ -32,6 +34,7 @@ typedef struct {
     int embed_dim;   /* encoder output (dense after the convs) */
     int proj_dim;    /* projection head width and output */
     int num_classes; /* classifier outputs */
+    int batchnorm;   /* 0: the keras example (conv bias + ReLU); 1: conv + BatchNorm + ReLU */
 } model_cfg;
 
 typedef struct {
@@ -49,10 +52,28 @@ typedef struct {
     param_tensor tensor[MODEL_MAX_TENSORS];
     size_t nparams, group_begin[NGROUPS + 1]; /* group g spans [begin[g], begin[g+1]) */
     float *params, *grads, *adam_m, *adam_v;  /* nparams each */
+    /* tensor indices: conv i weight, bias (-1 with batchnorm), BatchNorm weight/bias (-1
+     * without); encoder.fc weight (bias = +1), head.fc0 (fc1 = +2), classifier */
+    int t_conv_w[MODEL_MAX_CONV], t_conv_b[MODEL_MAX_CONV], t_bn[MODEL_MAX_CONV];
+    int t_fc, t_head, t_cls;
+    /* non-trained state (checkpoint group /buffers, encoder group): BatchNorm running
+     * mean and variance of each conv layer, "encoder.bnI.running_mean" / "running_var" */
+    int nbuffers;
+    param_tensor buffer[2 * MODEL_MAX_CONV];
+    size_t nbuffer_floats;
+    float *buffers;
+    /* BatchNorm mode: train != 0 normalises with batch statistics (summed over ranks by
+     * bn_reduce) and updates the running ones; 0 uses the running ones (set by phases) */
+    int train;
+    bn_reduce reduce;
     size_t max_batch;
     /* activations for up to max_batch images: act[0] is the input (3, n, S, S) CNHW,
      * act[i] the output of conv i-1 (CNHW); dact[i] its gradient (i >= 1) */
     float *act[MODEL_MAX_CONV + 1], *dact[MODEL_MAX_CONV + 1];
+    /* with batchnorm: pre[i] = conv i-1 output before BatchNorm (CNHW; act[i] is after
+     * BatchNorm + ReLU); bn_mean/bn_invstd (width) the statistics it used; bn_sums 2w+1 */
+    float *pre[MODEL_MAX_CONV + 1], *bn_mean[MODEL_MAX_CONV], *bn_invstd[MODEL_MAX_CONV];
+    double *bn_sums;
     float *flat, *dflat;     /* (n, flat_dim) */
     float *embed, *dembed;   /* (n, embed_dim): the encoder output h */
     float *hidden, *dhidden; /* (n, proj_dim): projection head hidden layer */
@@ -70,8 +91,9 @@ void model_init(model *m, const model_cfg *cfg, size_t max_batch, size_t ws_floa
 void model_free(model *m);
 
 /* Glorot-uniform weights (limit sqrt(6 / (fan_in + fan_out)), fans as Keras computes them
- * for conv: cin*k*k and cout*k*k), zero biases, for the tensors of group `group` (or all
- * groups when group < 0), from a counter-based stream keyed by seed. */
+ * for conv: cin*k*k and cout*k*k), zero biases, BatchNorm weight 1, bias 0, running mean
+ * 0, variance 1 (PyTorch's init), for the tensors of group `group` (or all groups when
+ * group < 0), from a counter-based stream keyed by seed. */
 void model_init_weights(model *m, int group, uint64_t seed);
 
 /* Pointer to tensor `name`'s parameters (buf = m->params) or any buffer of the same
@@ -81,9 +103,14 @@ const param_tensor *model_find(const model *m, const char *name);
 /* Zeroes the gradients of groups [g0, g1). */
 void model_zero_grad(model *m, int g0, int g1);
 
-/* Encoder on n <= max_batch images in act[0] (3, n, S, S) CNHW -> embed (n, embed_dim). */
+/* Encoder on n <= max_batch images in act[0] (3, n, S, S) CNHW -> embed (n, embed_dim).
+ * With batchnorm and m->train set, the BatchNorm statistics are those of the n images
+ * here plus, through m->reduce, the other ranks' images of the same call (every rank must
+ * then call it: it is a collective), and the running statistics are updated. */
 void encoder_forward(model *m, size_t n);
-/* Backward from dembed (n, embed_dim); accumulates encoder gradients (clobbers dembed). */
+/* Backward from dembed (n, embed_dim) of the last encoder_forward, which must have run
+ * with m->train set when batchnorm is on (a collective then, like the forward);
+ * accumulates encoder gradients (clobbers dembed). */
 void encoder_backward(model *m, size_t n);
 
 /* Projection head: embed -> proj (n, proj_dim). Backward from dproj: accumulates head

@@ -81,13 +81,14 @@ static int write_string(hid_t loc, const char *name, const char *text, int as_at
     return e < 0 ? -1 : 0;
 }
 
-static int write_tensors(hid_t file, const char *group, const model *m, const float *buf)
+/* Writes the n tensors of list (offsets into buf) as datasets of a new group. */
+static int write_tensors(hid_t file, const char *group, const param_tensor *list, int n, const float *buf)
 {
     hid_t g = H5Gcreate2(file, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0) return -1;
     int err = 0;
-    for (int t = 0; t < m->ntensors && !err; t++) {
-        const param_tensor *p = &m->tensor[t];
+    for (int t = 0; t < n && !err; t++) {
+        const param_tensor *p = &list[t];
         hsize_t dims[4];
         for (int i = 0; i < p->ndim; i++) dims[i] = (hsize_t)p->shape[i];
         hid_t s = H5Screate_simple(p->ndim, dims, NULL);
@@ -122,9 +123,11 @@ void ckpt_save(const char *path, const model *m, const ckpt_meta *meta, int with
               attr_i64(f, "seed", meta->seed) || attr_i64(f, "config_hash", (int64_t)meta->config_hash) ||
               write_string(f, "phase", meta->phase, 1) || write_string(f, "eval_set", meta->eval_set, 1) ||
               write_string(f, "config", meta->config_text ? meta->config_text : "", 0) ||
-              write_tensors(f, "params", m, m->params);
+              write_tensors(f, "params", m->tensor, m->ntensors, m->params) ||
+              (m->nbuffers && write_tensors(f, "buffers", m->buffer, m->nbuffers, m->buffers));
     if (!err && with_optimizer)
-        err = write_tensors(f, "adam_m", m, m->adam_m) || write_tensors(f, "adam_v", m, m->adam_v);
+        err = write_tensors(f, "adam_m", m->tensor, m->ntensors, m->adam_m) ||
+              write_tensors(f, "adam_v", m->tensor, m->ntensors, m->adam_v);
     err |= H5Fclose(f) < 0;
     if (err) {
         unlink(tmp);
@@ -220,16 +223,19 @@ static char *read_string(hid_t f, const char *path, const char *name, int as_att
     return s;
 }
 
-static void read_tensors(hid_t f, const char *path, const char *group, model *m, float *buf,
-                         unsigned mask)
+static void read_tensors(hid_t f, const char *path, const char *group, const param_tensor *list, int n,
+                         float *buf, unsigned mask)
 {
-    for (int t = 0; t < m->ntensors; t++) {
-        const param_tensor *p = &m->tensor[t];
+    for (int t = 0; t < n; t++) {
+        const param_tensor *p = &list[t];
         if (!(mask & (1u << p->group))) continue;
         char name[128];
         snprintf(name, sizeof name, "%s/%s", group, p->name);
         hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-        if (d < 0) fatal(EXIT_CKPT, "%s: missing tensor %s", path, name);
+        if (d < 0)
+            fatal(EXIT_CKPT, "%s: missing tensor %s%s", path, name,
+                  strstr(p->name, ".bn") || strstr(p->name, ".conv") ? " (written with another "
+                  "model.batchnorm setting?)" : "");
         hid_t s = H5Dget_space(d);
         hsize_t dims[8] = {0};
         int nd = H5Sget_simple_extent_ndims(s);
@@ -248,9 +254,9 @@ static void read_tensors(hid_t f, const char *path, const char *group, model *m,
          * moment, whose square root is NaN) would only surface later as "diverged" */
         const float *v = buf + p->offset;
         for (size_t i = 0; i < p->size; i++)
-            if (!isfinite(v[i]) || (!strcmp(group, "adam_v") && v[i] < 0.0f))
+            if (!isfinite(v[i]) || ((!strcmp(group, "adam_v") || strstr(p->name, "running_var")) && v[i] < 0.0f))
                 fatal(EXIT_CKPT, "%s: tensor %s has the invalid value %g at element %zu%s", path, name,
-                      (double)v[i], i, isfinite(v[i]) ? " (a second moment must be >= 0)" : "");
+                      (double)v[i], i, isfinite(v[i]) ? " (a variance or second moment must be >= 0)" : "");
         H5Sclose(s);
         H5Dclose(d);
     }
@@ -295,10 +301,11 @@ void ckpt_load(const char *path, model *m, unsigned group_mask, int with_optimiz
         fatal(EXIT_CKPT, "%s: invalid metadata: epoch %lld, step %lld, world_size %lld", path,
               (long long)meta->epoch, (long long)meta->step, (long long)meta->world_size);
     meta->config_text = read_string(f, path, "config", 0);
-    read_tensors(f, path, "params", m, m->params, group_mask);
+    read_tensors(f, path, "params", m->tensor, m->ntensors, m->params, group_mask);
+    read_tensors(f, path, "buffers", m->buffer, m->nbuffers, m->buffers, group_mask);
     if (with_optimizer) {
-        read_tensors(f, path, "adam_m", m, m->adam_m, group_mask);
-        read_tensors(f, path, "adam_v", m, m->adam_v, group_mask);
+        read_tensors(f, path, "adam_m", m->tensor, m->ntensors, m->adam_m, group_mask);
+        read_tensors(f, path, "adam_v", m->tensor, m->ntensors, m->adam_v, group_mask);
     }
     if (H5Fclose(f) < 0) fatal(EXIT_CKPT, "%s: close failed", path);
 }

@@ -59,6 +59,7 @@ static const key_spec SCHEMA[] = {
     K("model.kernel", T_INT, model.kernel, 1, 11),
     K("model.embed_dim", T_INT, model.embed_dim, 1, 65536),
     K("model.proj_dim", T_INT, model.proj_dim, 1, 65536),
+    K("model.batchnorm", T_BOOL, model.batchnorm, 0, 1),
     K("train.epochs", T_INT, train.epochs, 1, 1e6),
     K("train.batch", T_INT, train.batch, 1, 1e8),
     K("train.lr", T_FLOAT, train.lr, 1e-12, 10),

@@ -1,6 +1,7 @@
 /* layers.c: conv (im2col + BLIS GEMM, CNHW), dense, ReLU, with plain-loop references. */
 #include "layers.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "common.h"
@@ -102,8 +103,8 @@ void conv_forward(const conv_geom *g, const float *x, const float *w, const floa
         gemm(0, 0, (size_t)g->cout, nb * hw, kk, 1.0f, w, kk, ws, nb * hw, 0.0f, y + b0 * hw,
              n * hw);
     }
-    for (int co = 0; co < g->cout; co++) {
-        float *yc = y + (size_t)co * n * hw, bias = b[co];
+    for (int co = 0; co < g->cout && (b || relu); co++) {
+        float *yc = y + (size_t)co * n * hw, bias = b ? b[co] : 0.0f;
         size_t len = n * hw;
         if (relu)
             for (size_t i = 0; i < len; i++) {
@@ -121,7 +122,7 @@ void conv_backward(const conv_geom *g, const float *x, const float *w, const flo
 {
     const size_t hw = (size_t)g->hout * g->wout, kk = (size_t)g->cin * g->k * g->k;
     const size_t len = n * hw;
-    for (int co = 0; co < g->cout; co++) { /* ReLU mask and bias gradient in one pass */
+    for (int co = 0; co < g->cout && (db || y); co++) { /* ReLU mask and bias gradient in one pass */
         float *d = dy + (size_t)co * len;
         const float *yc = y ? y + (size_t)co * len : NULL;
         double s = 0.0;
@@ -144,7 +145,7 @@ void conv_backward(const conv_geom *g, const float *x, const float *w, const flo
             }
             s += (double)(((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7])));
         }
-        db[co] += (float)s;
+        if (db) db[co] += (float)s;
     }
     if (dx) memset(dx, 0, (size_t)g->cin * n * g->hin * g->win * sizeof *dx);
     const size_t step = chunk_images(g, n, ws_floats);
@@ -255,6 +256,93 @@ void dense_backward_ref(const float *x, const float *w, const float *dy, float *
                 for (size_t j = 0; j < out; j++) s += (double)dy[i * out + j] * w[j * in + p];
                 dx[i * in + p] = (float)s;
             }
+}
+
+static void bn_sum(double *sums, size_t n, const bn_reduce *reduce)
+{
+    if (reduce && reduce->fn) reduce->fn(sums, n, reduce->ctx);
+}
+
+void batchnorm_forward(const float *x, float *y, size_t c, size_t len, const float *gamma,
+                       const float *beta, float *mean, float *invstd, float *run_mean,
+                       float *run_var, int train, int relu, double *sums, const bn_reduce *reduce)
+{
+    if (train) {
+        /* per-channel sum and sum of squares in double (a channel holds up to ~10^6
+         * values), summed over ranks with the global count in sums[2c] */
+        for (size_t ci = 0; ci < c; ci++) {
+            const float *xc = x + ci * len;
+            double s = 0.0, q = 0.0;
+            for (size_t i = 0; i < len; i++) {
+                s += xc[i];
+                q += (double)xc[i] * xc[i];
+            }
+            sums[ci] = s;
+            sums[c + ci] = q;
+        }
+        sums[2 * c] = (double)len;
+        bn_sum(sums, 2 * c + 1, reduce);
+        const double M = sums[2 * c];
+        CHECK(M >= 1.0);
+        for (size_t ci = 0; ci < c; ci++) {
+            double mu = sums[ci] / M, var = sums[c + ci] / M - mu * mu;
+            if (var < 0.0) var = 0.0;
+            mean[ci] = (float)mu;
+            invstd[ci] = (float)(1.0 / sqrt(var + BN_EPS));
+            double unbiased = M > 1.0 ? var * M / (M - 1.0) : var;
+            run_mean[ci] = (1.0f - BN_MOMENTUM) * run_mean[ci] + BN_MOMENTUM * (float)mu;
+            run_var[ci] = (1.0f - BN_MOMENTUM) * run_var[ci] + BN_MOMENTUM * (float)unbiased;
+        }
+    } else {
+        for (size_t ci = 0; ci < c; ci++) {
+            mean[ci] = run_mean[ci];
+            invstd[ci] = 1.0f / sqrtf(run_var[ci] + BN_EPS);
+        }
+    }
+    for (size_t ci = 0; ci < c; ci++) { /* y = a x + b per channel */
+        const float a = gamma[ci] * invstd[ci], b = beta[ci] - a * mean[ci];
+        const float *xc = x + ci * len;
+        float *yc = y + ci * len;
+        if (relu)
+            for (size_t i = 0; i < len; i++) {
+                float v = a * xc[i] + b;
+                yc[i] = v > 0.0f ? v : 0.0f;
+            }
+        else
+            for (size_t i = 0; i < len; i++) yc[i] = a * xc[i] + b;
+    }
+}
+
+void batchnorm_backward(const float *x, const float *y, float *dy, size_t c, size_t len,
+                        const float *gamma, const float *mean, const float *invstd,
+                        float *dgamma, float *dbeta, double *sums, const bn_reduce *reduce)
+{
+    for (size_t ci = 0; ci < c; ci++) {
+        const float *xc = x + ci * len, *yc = y ? y + ci * len : NULL;
+        float *d = dy + ci * len;
+        const double mu = mean[ci];
+        double s1 = 0.0, s2 = 0.0; /* sum dy, sum dy * (x - mean) */
+        for (size_t i = 0; i < len; i++) {
+            if (yc && !(yc[i] > 0.0f)) d[i] = 0.0f;
+            s1 += d[i];
+            s2 += (double)d[i] * ((double)xc[i] - mu);
+        }
+        sums[ci] = s1;
+        sums[c + ci] = s2 * invstd[ci];
+        dbeta[ci] += (float)s1;
+        dgamma[ci] += (float)sums[c + ci];
+    }
+    sums[2 * c] = (double)len;
+    bn_sum(sums, 2 * c + 1, reduce);
+    const double M = sums[2 * c];
+    CHECK(M >= 1.0);
+    for (size_t ci = 0; ci < c; ci++) {
+        const float is = invstd[ci], k = gamma[ci] * is, mu = mean[ci];
+        const float m1 = (float)(sums[ci] / M), m2 = (float)(sums[c + ci] / M);
+        const float *xc = x + ci * len;
+        float *d = dy + ci * len;
+        for (size_t i = 0; i < len; i++) d[i] = k * (d[i] - m1 - (xc[i] - mu) * is * m2);
+    }
 }
 
 void relu_forward(float *x, size_t n)

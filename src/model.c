@@ -51,26 +51,53 @@ void model_init(model *m, const model_cfg *cfg, size_t max_batch, size_t ws_floa
         m->conv[i] = conv_geom_make(cin, cfg->width, cfg->kernel, 2, 0, size, size);
         char name[48];
         snprintf(name, sizeof name, "encoder.conv%d.weight", i);
+        m->t_conv_w[i] = m->ntensors;
         add_tensor(m, name, GROUP_ENCODER, 4,
                    (int64_t[]){cfg->width, cin, cfg->kernel, cfg->kernel});
-        snprintf(name, sizeof name, "encoder.conv%d.bias", i);
-        add_tensor(m, name, GROUP_ENCODER, 1, (int64_t[]){cfg->width});
+        m->t_conv_b[i] = m->t_bn[i] = -1;
+        if (cfg->batchnorm) {
+            m->t_bn[i] = m->ntensors;
+            snprintf(name, sizeof name, "encoder.bn%d.weight", i);
+            add_tensor(m, name, GROUP_ENCODER, 1, (int64_t[]){cfg->width});
+            snprintf(name, sizeof name, "encoder.bn%d.bias", i);
+            add_tensor(m, name, GROUP_ENCODER, 1, (int64_t[]){cfg->width});
+        } else {
+            m->t_conv_b[i] = m->ntensors;
+            snprintf(name, sizeof name, "encoder.conv%d.bias", i);
+            add_tensor(m, name, GROUP_ENCODER, 1, (int64_t[]){cfg->width});
+        }
         cin = cfg->width;
         size = m->conv[i].hout;
     }
     m->flat_dim = (size_t)cfg->width * size * size;
+    m->t_fc = m->ntensors;
     add_dense(m, "encoder.fc", GROUP_ENCODER, (int64_t)m->flat_dim, cfg->embed_dim);
     m->group_begin[GROUP_HEAD] = m->nparams;
+    m->t_head = m->ntensors;
     add_dense(m, "head.fc0", GROUP_HEAD, cfg->embed_dim, cfg->proj_dim);
     add_dense(m, "head.fc1", GROUP_HEAD, cfg->proj_dim, cfg->proj_dim);
     m->group_begin[GROUP_CLASSIFIER] = m->nparams;
+    m->t_cls = m->ntensors;
     add_dense(m, "classifier", GROUP_CLASSIFIER, cfg->embed_dim, cfg->num_classes);
     m->group_begin[NGROUPS] = m->nparams;
+    for (int i = 0; cfg->batchnorm && i < cfg->conv_layers; i++)
+        for (int k = 0; k < 2; k++) {
+            param_tensor *t = &m->buffer[m->nbuffers++];
+            snprintf(t->name, sizeof t->name, "encoder.bn%d.%s", i, k ? "running_var" : "running_mean");
+            t->group = GROUP_ENCODER;
+            t->ndim = 1;
+            t->shape[0] = cfg->width;
+            t->size = (size_t)cfg->width;
+            t->offset = m->nbuffer_floats;
+            m->nbuffer_floats += t->size;
+        }
 
     m->params = xcalloc(m->nparams, sizeof(float), "parameters");
     m->grads = xcalloc(m->nparams, sizeof(float), "gradients");
     m->adam_m = xcalloc(m->nparams, sizeof(float), "Adam first moments");
     m->adam_v = xcalloc(m->nparams, sizeof(float), "Adam second moments");
+    m->buffers = xcalloc(m->nbuffer_floats + 1, sizeof(float), "BatchNorm running statistics");
+    m->train = 1;
 
     m->max_batch = max_batch;
     size_t n = max_batch;
@@ -81,10 +108,16 @@ void model_init(model *m, const model_cfg *cfg, size_t max_batch, size_t ws_floa
         size_t len = (size_t)g->cout * n * g->hout * g->wout;
         m->act[i + 1] = xcalloc(len, sizeof(float), "conv activations");
         m->dact[i + 1] = xcalloc(len, sizeof(float), "conv activation gradients");
+        if (cfg->batchnorm) {
+            m->pre[i + 1] = xcalloc(len, sizeof(float), "conv outputs before BatchNorm");
+            m->bn_mean[i] = xcalloc((size_t)g->cout, sizeof(float), "BatchNorm means");
+            m->bn_invstd[i] = xcalloc((size_t)g->cout, sizeof(float), "BatchNorm inverse deviations");
+        }
         if (conv_col_floats(g, 1) > need_ws) need_ws = conv_col_floats(g, 1);
     }
     m->ws_floats = ws_floats > need_ws ? ws_floats : need_ws;
     m->ws = xcalloc(m->ws_floats, sizeof(float), "im2col workspace");
+    m->bn_sums = xcalloc(2 * (size_t)cfg->width + 1, sizeof(double), "BatchNorm sums");
     m->flat = xcalloc(n * m->flat_dim, sizeof(float), "flatten");
     m->dflat = xcalloc(n * m->flat_dim, sizeof(float), "flatten gradient");
     m->embed = xcalloc(n * (size_t)cfg->embed_dim, sizeof(float), "embedding");
@@ -106,7 +139,14 @@ void model_free(model *m)
     for (int i = 0; i <= MODEL_MAX_CONV; i++) {
         free(m->act[i]);
         free(m->dact[i]);
+        free(m->pre[i]);
+        if (i < MODEL_MAX_CONV) {
+            free(m->bn_mean[i]);
+            free(m->bn_invstd[i]);
+        }
     }
+    free(m->buffers);
+    free(m->bn_sums);
     memset(m, 0, sizeof *m);
 }
 
@@ -116,8 +156,10 @@ void model_init_weights(model *m, int group, uint64_t seed)
         const param_tensor *p = &m->tensor[t];
         if (group >= 0 && p->group != group) continue;
         float *w = m->params + p->offset;
-        if (p->ndim == 1) {
-            memset(w, 0, p->size * sizeof *w);
+        if (p->ndim == 1) { /* biases 0; BatchNorm weights (gamma) 1 */
+            int gamma = 0;
+            for (int i = 0; i < m->cfg.conv_layers; i++) gamma |= t == m->t_bn[i];
+            for (size_t i = 0; i < p->size; i++) w[i] = gamma ? 1.0f : 0.0f;
             continue;
         }
         double rf = p->ndim == 4 ? (double)(p->shape[2] * p->shape[3]) : 1.0;
@@ -125,6 +167,11 @@ void model_init_weights(model *m, int group, uint64_t seed)
         float limit = (float)sqrt(6.0 / (fan_in + fan_out));
         uint64_t key = rng_key(seed, 0x6c6f726f74ULL, (uint64_t)t, 0);
         for (size_t i = 0; i < p->size; i++) w[i] = (2.0f * rng_uniform(key, i) - 1.0f) * limit;
+    }
+    for (int b = 0; b < m->nbuffers; b++) { /* running mean 0, running variance 1 */
+        const param_tensor *p = &m->buffer[b];
+        if (group >= 0 && p->group != group) continue;
+        for (size_t i = 0; i < p->size; i++) m->buffers[p->offset + i] = b % 2 ? 1.0f : 0.0f;
     }
 }
 
@@ -141,38 +188,54 @@ void model_zero_grad(model *m, int g0, int g1)
     memset(m->grads + a, 0, (b - a) * sizeof(float));
 }
 
-/* tensor index of conv layer i's weight is 2i, bias 2i+1; then encoder.fc, head, classifier */
 #define W(m, buf, t) ((buf) + (m)->tensor[t].offset)
+#define OPT(m, buf, t) ((t) < 0 ? NULL : W(m, buf, t))
 
 void encoder_forward(model *m, size_t n)
 {
     CHECK(n <= m->max_batch);
     const int L = m->cfg.conv_layers;
-    for (int i = 0; i < L; i++)
-        conv_forward(&m->conv[i], m->act[i], W(m, m->params, 2 * i), W(m, m->params, 2 * i + 1),
-                     m->act[i + 1], n, 1, m->ws, m->ws_floats);
+    for (int i = 0; i < L; i++) {
+        const conv_geom *g = &m->conv[i];
+        const int bn = m->t_bn[i];
+        conv_forward(g, m->act[i], W(m, m->params, m->t_conv_w[i]), OPT(m, m->params, m->t_conv_b[i]),
+                     bn < 0 ? m->act[i + 1] : m->pre[i + 1], n, bn < 0, m->ws, m->ws_floats);
+        if (bn < 0) continue;
+        float *run = m->buffers + m->buffer[2 * i].offset;
+        batchnorm_forward(m->pre[i + 1], m->act[i + 1], (size_t)g->cout, n * g->hout * g->wout,
+                          W(m, m->params, bn), W(m, m->params, bn + 1), m->bn_mean[i], m->bn_invstd[i],
+                          run, run + g->cout, m->train, 1, m->bn_sums, &m->reduce);
+    }
     const conv_geom *g = &m->conv[L - 1];
     cnhw_to_flat(m->act[L], m->flat, (size_t)g->cout, n, (size_t)g->hout * g->wout);
-    dense_forward(m->flat, W(m, m->params, 2 * L), W(m, m->params, 2 * L + 1), m->embed, n,
+    dense_forward(m->flat, W(m, m->params, m->t_fc), W(m, m->params, m->t_fc + 1), m->embed, n,
                   m->flat_dim, (size_t)m->cfg.embed_dim, 1);
 }
 
 void encoder_backward(model *m, size_t n)
 {
     const int L = m->cfg.conv_layers;
-    dense_backward(m->flat, W(m, m->params, 2 * L), m->embed, m->dembed, W(m, m->grads, 2 * L),
-                   W(m, m->grads, 2 * L + 1), m->dflat, n, m->flat_dim, (size_t)m->cfg.embed_dim);
+    CHECK(m->train || !m->cfg.batchnorm);
+    dense_backward(m->flat, W(m, m->params, m->t_fc), m->embed, m->dembed, W(m, m->grads, m->t_fc),
+                   W(m, m->grads, m->t_fc + 1), m->dflat, n, m->flat_dim, (size_t)m->cfg.embed_dim);
     const conv_geom *g = &m->conv[L - 1];
     cnhw_from_flat(m->dflat, m->dact[L], (size_t)g->cout, n, (size_t)g->hout * g->wout);
-    for (int i = L - 1; i >= 0; i--)
-        conv_backward(&m->conv[i], m->act[i], W(m, m->params, 2 * i), m->act[i + 1], m->dact[i + 1],
-                      W(m, m->grads, 2 * i), W(m, m->grads, 2 * i + 1), i > 0 ? m->dact[i] : NULL, n,
-                      m->ws, m->ws_floats);
+    for (int i = L - 1; i >= 0; i--) {
+        const int bn = m->t_bn[i];
+        g = &m->conv[i];
+        if (bn >= 0) /* dact[i+1] becomes the gradient of the conv output, in place */
+            batchnorm_backward(m->pre[i + 1], m->act[i + 1], m->dact[i + 1], (size_t)g->cout,
+                               n * g->hout * g->wout, W(m, m->params, bn), m->bn_mean[i], m->bn_invstd[i],
+                               W(m, m->grads, bn), W(m, m->grads, bn + 1), m->bn_sums, &m->reduce);
+        conv_backward(g, m->act[i], W(m, m->params, m->t_conv_w[i]),
+                      bn < 0 ? m->act[i + 1] : NULL, m->dact[i + 1], W(m, m->grads, m->t_conv_w[i]),
+                      OPT(m, m->grads, m->t_conv_b[i]), i > 0 ? m->dact[i] : NULL, n, m->ws, m->ws_floats);
+    }
 }
 
 void head_forward(model *m, size_t n)
 {
-    const int t = 2 * m->cfg.conv_layers + 2;
+    const int t = m->t_head;
     const size_t e = (size_t)m->cfg.embed_dim, p = (size_t)m->cfg.proj_dim;
     dense_forward(m->embed, W(m, m->params, t), W(m, m->params, t + 1), m->hidden, n, e, p, 1);
     dense_forward(m->hidden, W(m, m->params, t + 2), W(m, m->params, t + 3), m->proj, n, p, p, 0);
@@ -180,7 +243,7 @@ void head_forward(model *m, size_t n)
 
 void head_backward(model *m, size_t n)
 {
-    const int t = 2 * m->cfg.conv_layers + 2;
+    const int t = m->t_head;
     const size_t e = (size_t)m->cfg.embed_dim, p = (size_t)m->cfg.proj_dim;
     dense_backward(m->hidden, W(m, m->params, t + 2), NULL, m->dproj, W(m, m->grads, t + 2),
                    W(m, m->grads, t + 3), m->dhidden, n, p, p);
@@ -190,14 +253,14 @@ void head_backward(model *m, size_t n)
 
 void classifier_forward(model *m, size_t n)
 {
-    const int t = 2 * m->cfg.conv_layers + 6;
+    const int t = m->t_cls;
     dense_forward(m->embed, W(m, m->params, t), W(m, m->params, t + 1), m->logits, n,
                   (size_t)m->cfg.embed_dim, (size_t)m->cfg.num_classes, 0);
 }
 
 void classifier_backward(model *m, size_t n, int need_dembed)
 {
-    const int t = 2 * m->cfg.conv_layers + 6;
+    const int t = m->t_cls;
     dense_backward(m->embed, W(m, m->params, t), NULL, m->dlogits, W(m, m->grads, t),
                    W(m, m->grads, t + 1), need_dembed ? m->dembed : NULL, n,
                    (size_t)m->cfg.embed_dim, (size_t)m->cfg.num_classes);

@@ -278,8 +278,11 @@ static size_t forward_chunk(run_ctx *r, const dataset *d, size_t begin, size_t c
     size_t nb = count - off < chunk ? count - off : chunk;
     for (size_t j = 0; j < nb; j++) idx[j] = (int64_t)(begin + off + j);
     load_views(r, d, idx, nb, nb, 0, NULL, 0, 1);
+    const int train = r->m.train;
+    r->m.train = 0; /* BatchNorm: running statistics (not a collective: ranks' chunk counts differ) */
     encoder_forward(&r->m, nb);
     classifier_forward(&r->m, nb);
+    r->m.train = train;
     return nb;
 }
 
@@ -357,6 +360,8 @@ static ckpt_meta load_checkpoint(run_ctx *r, const char *path, unsigned mask, in
         for (int g = 0; g < NGROUPS; g++)
             if (mask & (1u << g))
                 dist_bcast(bufs[b] + r->m.group_begin[g], (r->m.group_begin[g + 1] - r->m.group_begin[g]) * sizeof(float), 0);
+    if (mask & (1u << GROUP_ENCODER)) /* BatchNorm running statistics come with the encoder */
+        dist_bcast(r->m.buffers, r->m.nbuffer_floats * sizeof(float), 0);
     return meta;
 }
 
@@ -412,6 +417,12 @@ static int try_resume(run_ctx *r, size_t steps_per_epoch)
 }
 
 /* ---- training helpers ------------------------------------------------------------- */
+
+static void bn_allreduce(double *buf, size_t n, void *ctx)
+{
+    (void)ctx;
+    dist_allreduce_sum_d(buf, n);
+}
 
 static float lr_at(const config *c, int64_t step, size_t spe)
 {
@@ -644,7 +655,9 @@ static int pretrain(run_ctx *r)
                 size_t pb, pn;
                 const int64_t *pidx = local_slice(r, pperm, ps, GP, &pn, &pb);
                 load_views(r, &r->train, pidx, pn, pn, 0, &c->aug_classification, pepoch + (1ull << 32), 1);
+                m->train = 0; /* frozen encoder: BatchNorm uses its running statistics */
                 encoder_forward(m, pn);
+                m->train = 1;
                 classifier_forward(m, pn);
                 for (size_t j = 0; j < pn; j++) plab[j] = r->train.label[pidx[j]];
                 size_t pc = 0;
@@ -737,6 +750,7 @@ static int classify(run_ctx *r)
     int64_t *confusion = xcalloc(C * C, sizeof *confusion, "confusion");
     int32_t *lab = xcalloc(m->max_batch, sizeof *lab, "labels");
     float *target = distill ? xcalloc(m->max_batch * C, sizeof *target, "soft targets") : NULL;
+    m->train = train_encoder; /* linear probe: BatchNorm frozen too (running statistics) */
     if (r->rank == 0)
         printf("%s: %zu %s images, global batch %zu on %d ranks, %zu steps/epoch, %s; eval: %s\n", c->phase, N,
                distill ? "teacher-labelled" : "labeled", G, r->world, spe,
@@ -909,8 +923,10 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     if (is_phase(&r, "pretrain") && probe > max_batch) max_batch = probe;
     if (max_batch < 64) max_batch = 64; /* evaluation chunks */
     model_init(&r.m, &r.cfg.model, max_batch, (size_t)r.cfg.run.workspace_mb << 18);
+    r.m.reduce = (bn_reduce){bn_allreduce, NULL}; /* BatchNorm statistics over the global batch */
     if (r.rank == 0) model_init_weights(&r.m, -1, (uint64_t)r.cfg.seed);
     dist_bcast(r.m.params, r.m.nparams * sizeof(float), 0);
+    dist_bcast(r.m.buffers, r.m.nbuffer_floats * sizeof(float), 0);
     r.img = xcalloc(STL10_RECORD, 1, "image");
     if (r.rank == 0)
         printf("simclr %s: %d ranks x %d BLIS threads, model %zu parameters (encoder %zu), config %s\n", phase, r.world,

@@ -491,6 +491,50 @@ static void test_load_missing_param_tensor(void **state)
     expect_exit(do_load, &a, EXIT_CKPT, path, "missing tensor params/encoder.conv2.weight", NULL);
 }
 
+/* model.batchnorm: the BatchNorm weights and the running statistics (/buffers) round-trip
+ * bit-exactly and load with the encoder; a checkpoint of the other setting is refused
+ * naming the tensor and the setting; a negative running variance is refused. */
+static void test_batchnorm_buffers(void **state)
+{
+    char dir[4096], path[4200], plain[4200];
+    make_tmp_dir(dir, sizeof dir, "batchnorm");
+    pathf(path, sizeof path, "%s/bn.h5", dir);
+    pathf(plain, sizeof plain, "%s/plain.h5", dir);
+    model_cfg bn = TINY;
+    bn.batchnorm = 1;
+    model a, b;
+    tiny_model(&a, &bn, 21);
+    assert_int_equal(a.nbuffers, 4);
+    assert_non_null(model_find(&a, "encoder.bn1.weight"));
+    assert_null(model_find(&a, "encoder.conv0.bias"));
+    fill_uniform(a.buffers, a.nbuffer_floats, 22);
+    for (size_t i = 0; i < a.nbuffer_floats; i++) a.buffers[i] = fabsf(a.buffers[i]);
+    ckpt_meta meta = tiny_meta();
+    ckpt_save(path, &a, &meta, 1);
+    model_init(&b, &bn, 2, 0);
+    ckpt_meta got;
+    ckpt_load(path, &b, 1u << GROUP_ENCODER, 0, &got);
+    free(got.config_text);
+    assert_true(same_floats(a.buffers, b.buffers, a.nbuffer_floats));
+    size_t e1 = a.group_begin[GROUP_ENCODER + 1];
+    assert_true(same_floats(a.params, b.params, e1));
+    model_free(&b);
+
+    load_args l = {path, TINY, 1u << GROUP_ENCODER, 0}; /* BN checkpoint, plain config */
+    expect_exit(do_load, &l, EXIT_CKPT, path, "missing tensor params/encoder.conv0.bias",
+                "model.batchnorm", NULL);
+    save_tiny(plain, 1, 0);
+    l.path = plain, l.cfg = bn; /* plain checkpoint, BatchNorm config */
+    expect_exit(do_load, &l, EXIT_CKPT, plain, "missing tensor params/encoder.bn0.weight",
+                "model.batchnorm", NULL);
+
+    a.buffers[a.buffer[1].offset + 2] = -0.5f; /* running_var of bn0 */
+    ckpt_save(path, &a, &meta, 0);
+    l.path = path;
+    expect_exit(do_load, &l, EXIT_CKPT, path, "encoder.bn0.running_var", "must be >= 0", NULL);
+    model_free(&a);
+}
+
 /* A FIFO (would block HDF5's open forever) or a folder where the checkpoint should be. */
 static void test_load_not_regular(void **state)
 {
@@ -718,6 +762,7 @@ int main(void)
         cmocka_unit_test(test_file_locking),
         cmocka_unit_test(test_no_locking_roundtrip),
         cmocka_unit_test(test_stale_tmp_after_kill),
+        cmocka_unit_test(test_batchnorm_buffers),
     };
     set_abort_hook(fail_on_fatal);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -564,37 +564,250 @@ static void test_dense_torch(void **state)
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
 }
 
+/* ---- BatchNorm ---------------------------------------------------------------------- */
+
+/* batchnorm_forward / batchnorm_backward vs F.batch_norm and autograd: x (n 3, c 4, 5x5)
+ * CNHW, training mode with relu off and on (output, dx, dgamma, dbeta, running mean and
+ * variance moved from given values with momentum 0.1), then eval mode. No reducer: one
+ * process. tol 1e-4. */
+static void test_bn_torch(void **state)
+{
+    (void)state;
+    TORCHREF_NEED();
+    const size_t c = 4, len = 3 * 25, xl = c * len;
+    float *x = torchref_read("bn_x", xl), *gamma = torchref_read("bn_gamma", c);
+    float *beta = torchref_read("bn_beta", c), *rm0 = torchref_read("bn_rm0", c);
+    float *rv0 = torchref_read("bn_rv0", c), *dy0 = torchref_read("bn_dy", xl);
+    float *y = alloc_f(xl), *dy = alloc_f(xl), *mean = alloc_f(c), *invstd = alloc_f(c);
+    float *rm = alloc_f(c), *rv = alloc_f(c), *dg = alloc_f(c), *db = alloc_f(c);
+    double sums[9];
+    for (int relu = 0; relu <= 1; relu++) {
+        const char *tag = relu ? "r" : "";
+        char name[32];
+        memcpy(rm, rm0, c * sizeof *rm);
+        memcpy(rv, rv0, c * sizeof *rv);
+        batchnorm_forward(x, y, c, len, gamma, beta, mean, invstd, rm, rv, 1, relu, sums, NULL);
+        print_message("  relu %d:\n", relu);
+        snprintf(name, sizeof name, "bn_y%s", tag);
+        float *t = torchref_read(name, xl);
+        assert_close(y, t, xl, 1e-4, "batchnorm_forward vs F.batch_norm: y");
+        free(t);
+        snprintf(name, sizeof name, "bn_rm%s", tag);
+        t = torchref_read(name, c);
+        assert_close(rm, t, c, 1e-5, "running mean (momentum 0.1)");
+        free(t);
+        snprintf(name, sizeof name, "bn_rv%s", tag);
+        t = torchref_read(name, c);
+        assert_close(rv, t, c, 1e-5, "running variance (unbiased)");
+        free(t);
+        memcpy(dy, dy0, xl * sizeof *dy);
+        memset(dg, 0, c * sizeof *dg);
+        memset(db, 0, c * sizeof *db);
+        batchnorm_backward(x, relu ? y : NULL, dy, c, len, gamma, mean, invstd, dg, db, sums, NULL);
+        snprintf(name, sizeof name, "bn_dx%s", tag);
+        t = torchref_read(name, xl);
+        assert_close(dy, t, xl, 1e-4, "batchnorm_backward vs autograd: dx");
+        free(t);
+        snprintf(name, sizeof name, "bn_dgamma%s", tag);
+        t = torchref_read(name, c);
+        assert_close(dg, t, c, 1e-4, "batchnorm_backward vs autograd: dgamma");
+        free(t);
+        snprintf(name, sizeof name, "bn_dbeta%s", tag);
+        t = torchref_read(name, c);
+        assert_close(db, t, c, 1e-4, "batchnorm_backward vs autograd: dbeta");
+        free(t);
+        if (relu) { /* the ReLU must mask something */
+            size_t zeros = 0;
+            for (size_t i = 0; i < xl; i++) zeros += y[i] == 0.0f;
+            assert_true(zeros > 0 && zeros < xl);
+        }
+    }
+    memcpy(rm, rm0, c * sizeof *rm);
+    memcpy(rv, rv0, c * sizeof *rv);
+    batchnorm_forward(x, y, c, len, gamma, beta, mean, invstd, rm, rv, 0, 0, sums, NULL);
+    float *t = torchref_read("bn_yeval", xl);
+    assert_close(y, t, xl, 1e-4, "eval mode (running statistics) vs F.batch_norm");
+    assert_true(!memcmp(rm, rm0, c * sizeof *rm) && !memcmp(rv, rv0, c * sizeof *rv));
+    free(t);
+    float *bufs[] = {x, gamma, beta, rm0, rv0, dy0, y, dy, mean, invstd, rm, rv, dg, db};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+}
+
+/* L = sum y r for y = batchnorm_forward(x) in training mode (relu 0); running statistics
+ * written to scratch. */
+typedef struct {
+    const float *x, *gamma, *beta, *r;
+    float *y, *mean, *invstd, *rm, *rv;
+    size_t c, len;
+} bn_fd_ctx;
+
+static double bn_loss(void *p)
+{
+    bn_fd_ctx *b = p;
+    double sums[16];
+    batchnorm_forward(b->x, b->y, b->c, b->len, b->gamma, b->beta, b->mean, b->invstd, b->rm, b->rv, 1, 0,
+                      sums, NULL);
+    return dot_d(b->y, b->r, b->c * b->len);
+}
+
+/* Central finite differences (eps 1e-3) vs batchnorm_backward's dx, dgamma, dbeta for c 3,
+ * len 10, relu 0. tol 1e-2 as for conv (float32 forward). */
+static void test_bn_fd(void **state)
+{
+    (void)state;
+    const size_t c = 3, len = 10, xl = c * len;
+    float *x = alloc_f(xl), *gamma = alloc_f(c), *beta = alloc_f(c), *r = alloc_f(xl), *y = alloc_f(xl);
+    float *dy = alloc_f(xl), *mean = alloc_f(c), *invstd = alloc_f(c), *rm = alloc_f(c), *rv = alloc_f(c);
+    float *dg = alloc_f(c), *db = alloc_f(c), *fx = alloc_f(xl), *fg = alloc_f(c), *fb = alloc_f(c);
+    fill_uniform(x, xl, 71);
+    fill_uniform(gamma, c, 72);
+    fill_uniform(beta, c, 73);
+    fill_uniform(r, xl, 74);
+    double sums[16];
+    batchnorm_forward(x, y, c, len, gamma, beta, mean, invstd, rm, rv, 1, 0, sums, NULL);
+    memcpy(dy, r, xl * sizeof *dy);
+    batchnorm_backward(x, NULL, dy, c, len, gamma, mean, invstd, dg, db, sums, NULL);
+    bn_fd_ctx ctx = {x, gamma, beta, r, y, mean, invstd, rm, rv, c, len};
+    for (size_t j = 0; j < xl; j++) fx[j] = (float)central_diff(x, j, 1e-3f, bn_loss, &ctx);
+    for (size_t j = 0; j < c; j++) fg[j] = (float)central_diff(gamma, j, 1e-3f, bn_loss, &ctx);
+    for (size_t j = 0; j < c; j++) fb[j] = (float)central_diff(beta, j, 1e-3f, bn_loss, &ctx);
+    assert_close(fx, dy, xl, 1e-2, "batchnorm finite differences: dx");
+    assert_close(fg, dg, c, 1e-2, "batchnorm finite differences: dgamma");
+    assert_close(fb, db, c, 1e-2, "batchnorm finite differences: dbeta");
+    float *bufs[] = {x, gamma, beta, r, y, dy, mean, invstd, rm, rv, dg, db, fx, fg, fb};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+}
+
+/* A reducer standing in for MPI_Allreduce between two "ranks" run one after the other:
+ * it records this rank's local sums (for the other) and adds the other rank's. */
+typedef struct {
+    double mine[64], other[64];
+    int have_other;
+} fake_reduce;
+
+static void fake_reduce_fn(double *buf, size_t n, void *ctx)
+{
+    fake_reduce *f = ctx;
+    CHECK(n <= 64);
+    memcpy(f->mine, buf, n * sizeof *buf);
+    for (size_t i = 0; f->have_other && i < n; i++) buf[i] += f->other[i];
+}
+
+/* The reduce hook is what makes BatchNorm see the global batch: a batch of 5 images split
+ * 3 + 2 over two "ranks" whose sums are exchanged through the hook gives the same y, dx,
+ * running statistics and (summed) dgamma, dbeta as the whole batch on one rank. c 3, 4x4
+ * images (CNHW, so each rank's channel block is its own images). tol 1e-5. */
+static void test_bn_split(void **state)
+{
+    (void)state;
+    const size_t c = 3, hw = 16, n = 5, na = 3, nb = 2, L = n * hw;
+    float *x = alloc_f(c * L), *gamma = alloc_f(c), *beta = alloc_f(c), *dy = alloc_f(c * L);
+    float *y = alloc_f(c * L), *mean = alloc_f(c), *invstd = alloc_f(c), *rm = alloc_f(c), *rv = alloc_f(c);
+    float *dg = alloc_f(c), *db = alloc_f(c), *dx = alloc_f(c * L);
+    fill_uniform(x, c * L, 81);
+    fill_uniform(gamma, c, 82);
+    fill_uniform(beta, c, 83);
+    fill_uniform(dy, c * L, 84);
+    for (size_t i = 0; i < c * L; i++) x[i] = 3.0f * x[i] + 1.0f; /* mean far from 0 */
+    for (size_t i = 0; i < c; i++) rv[i] = 1.0f;
+    double sums[16];
+    batchnorm_forward(x, y, c, L, gamma, beta, mean, invstd, rm, rv, 1, 1, sums, NULL);
+    memcpy(dx, dy, c * L * sizeof *dx);
+    batchnorm_backward(x, y, dx, c, L, gamma, mean, invstd, dg, db, sums, NULL);
+
+    /* the two shards, CNHW each: rank 0 images 0..2, rank 1 images 3..4 */
+    const size_t cnt[2] = {na, nb}, first[2] = {0, na};
+    float *sx[2], *sy[2], *sd[2], *sm[2], *si[2], *srm[2], *srv[2];
+    float *sg = alloc_f(c), *sb = alloc_f(c);
+    for (int k = 0; k < 2; k++) {
+        size_t l = cnt[k] * hw;
+        sx[k] = alloc_f(c * l), sy[k] = alloc_f(c * l), sd[k] = alloc_f(c * l);
+        sm[k] = alloc_f(c), si[k] = alloc_f(c), srm[k] = alloc_f(c), srv[k] = alloc_f(c);
+        for (size_t ci = 0; ci < c; ci++) {
+            memcpy(sx[k] + ci * l, x + ci * L + first[k] * hw, l * sizeof(float));
+            memcpy(sd[k] + ci * l, dy + ci * L + first[k] * hw, l * sizeof(float));
+            srv[k][ci] = 1.0f;
+        }
+    }
+    fake_reduce f[2] = {{{0}, {0}, 0}, {{0}, {0}, 0}};
+    bn_reduce red[2] = {{fake_reduce_fn, &f[0]}, {fake_reduce_fn, &f[1]}};
+    /* forward: rank 0 alone (to learn its sums), rank 1 with them, rank 0 again with rank 1's */
+    float rm_s[3], rv_s[3];
+    memcpy(rm_s, srm[0], sizeof rm_s), memcpy(rv_s, srv[0], sizeof rv_s);
+    batchnorm_forward(sx[0], sy[0], c, na * hw, gamma, beta, sm[0], si[0], srm[0], srv[0], 1, 1, sums, &red[0]);
+    memcpy(srm[0], rm_s, sizeof rm_s), memcpy(srv[0], rv_s, sizeof rv_s);
+    memcpy(f[1].other, f[0].mine, sizeof f[0].mine), f[1].have_other = 1;
+    batchnorm_forward(sx[1], sy[1], c, nb * hw, gamma, beta, sm[1], si[1], srm[1], srv[1], 1, 1, sums, &red[1]);
+    memcpy(f[0].other, f[1].mine, sizeof f[1].mine), f[0].have_other = 1;
+    batchnorm_forward(sx[0], sy[0], c, na * hw, gamma, beta, sm[0], si[0], srm[0], srv[0], 1, 1, sums, &red[0]);
+    /* backward the same way; dgamma/dbeta summed over the ranks as the gradient allreduce does */
+    float *d0 = alloc_f(c * na * hw);
+    memcpy(d0, sd[0], c * na * hw * sizeof *d0);
+    f[0].have_other = f[1].have_other = 0;
+    float sg0[3] = {0}, sb0[3] = {0};
+    batchnorm_backward(sx[0], sy[0], d0, c, na * hw, gamma, sm[0], si[0], sg0, sb0, sums, &red[0]);
+    memcpy(f[1].other, f[0].mine, sizeof f[0].mine), f[1].have_other = 1;
+    batchnorm_backward(sx[1], sy[1], sd[1], c, nb * hw, gamma, sm[1], si[1], sg, sb, sums, &red[1]);
+    memcpy(f[0].other, f[1].mine, sizeof f[1].mine), f[0].have_other = 1;
+    batchnorm_backward(sx[0], sy[0], sd[0], c, na * hw, gamma, sm[0], si[0], sg, sb, sums, &red[0]);
+    double worst = 0.0;
+    for (int k = 0; k < 2; k++) {
+        size_t l = cnt[k] * hw;
+        for (size_t ci = 0; ci < c; ci++) {
+            double a = max_rel_diff(sy[k] + ci * l, y + ci * L + first[k] * hw, l);
+            double b = max_rel_diff(sd[k] + ci * l, dx + ci * L + first[k] * hw, l);
+            worst = fmax(worst, fmax(a, b));
+        }
+        worst = fmax(worst, fmax(max_rel_diff(srm[k], rm, c), max_rel_diff(srv[k], rv, c)));
+    }
+    worst = fmax(worst, fmax(max_rel_diff(sg, dg, c), max_rel_diff(sb, db, c)));
+    print_message("  3 + 2 images on two ranks vs 5 on one: y, dx, running stats, dgamma, dbeta max rel diff %.3g (tol 1e-5)\n", worst);
+    assert_true(worst <= 1e-5);
+    /* and the hook matters: without rank 1's sums rank 0 normalises differently */
+    f[0].have_other = 0;
+    batchnorm_forward(sx[0], sy[0], c, na * hw, gamma, beta, sm[0], si[0], srm[0], srv[0], 1, 1, sums, &red[0]);
+    assert_true(max_rel_diff(sy[0], y, na * hw) > 1e-3);
+    for (int k = 0; k < 2; k++) {
+        float *b2[] = {sx[k], sy[k], sd[k], sm[k], si[k], srm[k], srv[k]};
+        for (size_t i = 0; i < 7; i++) free(b2[i]);
+    }
+    float *bufs[] = {x, gamma, beta, dy, y, mean, invstd, rm, rv, dg, db, dx, sg, sb, d0};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+}
+
 /* Whole network vs PyTorch: model_cfg {image_size 17, conv_layers 2, width 4, kernel 3,
- * embed_dim 5, proj_dim 6, num_classes 3}, batch 2, default (one-image) workspace. The
- * tensor list (names, order, sizes) must match model_tensors.txt written by the script;
+ * embed_dim 5, proj_dim 6, num_classes 3}, batch 2, default (one-image) workspace; with
+ * batchnorm (prefix model_bn): batch 3 in training mode, and the running statistics after
+ * the forward pass are checked too. The
+ * tensor list (names, order, sizes) must match PREFIX_tensors.txt written by the script;
  * parameters are loaded by name. Checks embed, proj, logits, then the gradients of all
  * tensors for L = <proj, dproj> (head_backward + encoder_backward; classifier gradients
  * must stay 0) and for L = <logits, dlogits> (classifier_backward + encoder_backward; head
  * gradients must stay 0). tol 1e-4. */
-static void test_model_torch(void **state)
+static void model_torch_case(const char *pre, int bn)
 {
-    (void)state;
     TORCHREF_NEED();
     const model_cfg cfg = {.image_size = 17, .conv_layers = 2, .width = 4, .kernel = 3,
-                           .embed_dim = 5, .proj_dim = 6, .num_classes = 3};
-    const size_t n = 2;
+                           .embed_dim = 5, .proj_dim = 6, .num_classes = 3, .batchnorm = bn};
+    const size_t n = bn ? 3 : 2;
     model m;
     model_init(&m, &cfg, n, 0);
     assert_int_equal(m.flat_dim, 4 * 3 * 3);
 
     char path[1200];
-    snprintf(path, sizeof path, "%s/model_tensors.txt", torchref_dir);
+    snprintf(path, sizeof path, "%s/%s_tensors.txt", torchref_dir, pre);
     FILE *f = fopen(path, "r");
     if (!f) fail_msg("cannot open %s", path);
     char name[64], fname[128];
     size_t size;
     int t = 0;
+    model_init_weights(&m, -1, 1); /* running statistics 0 / 1; the weights are overwritten below */
     while (fscanf(f, "%63s %zu", name, &size) == 2) {
         if (t >= m.ntensors) fail_msg("torch model has more tensors than model.c (%s)", name);
         if (strcmp(name, m.tensor[t].name) || size != m.tensor[t].size)
             fail_msg("tensor %d: model.c has %s (%zu floats), torch %s (%zu)", t, m.tensor[t].name,
                      m.tensor[t].size, name, size);
-        snprintf(fname, sizeof fname, "model_param_%s", name);
+        snprintf(fname, sizeof fname, "%s_param_%s", pre, name);
         float *p = torchref_read(fname, size);
         memcpy(m.params + m.tensor[t].offset, p, size * sizeof *p);
         free(p);
@@ -605,31 +818,45 @@ static void test_model_torch(void **state)
     assert_int_equal(m.tensor[m.ntensors - 1].offset + m.tensor[m.ntensors - 1].size, m.nparams);
 
     const size_t S = 17, E = 5, P = 6, C = 3;
-    float *x = torchref_read("model_x", 3 * n * S * S);
+    snprintf(fname, sizeof fname, "%s_x", pre);
+    float *x = torchref_read(fname, 3 * n * S * S);
     memcpy(m.act[0], x, 3 * n * S * S * sizeof *x);
     free(x);
     encoder_forward(&m, n);
     head_forward(&m, n);
     classifier_forward(&m, n);
-    float *te = torchref_read("model_embed", n * E), *tp = torchref_read("model_proj", n * P);
-    float *tl = torchref_read("model_logits", n * C);
+    snprintf(fname, sizeof fname, "%s_embed", pre);
+    float *te = torchref_read(fname, n * E);
+    snprintf(fname, sizeof fname, "%s_proj", pre);
+    float *tp = torchref_read(fname, n * P);
+    snprintf(fname, sizeof fname, "%s_logits", pre);
+    float *tl = torchref_read(fname, n * C);
     assert_close(m.embed, te, n * E, 1e-4, "model embed (encoder) vs torch");
     assert_close(m.proj, tp, n * P, 1e-4, "model proj (head) vs torch");
     assert_close(m.logits, tl, n * C, 1e-4, "model logits (classifier) vs torch");
     free(te);
     free(tp);
     free(tl);
+    for (int i = 0; i < m.nbuffers; i++) { /* BatchNorm running statistics after one step */
+        snprintf(fname, sizeof fname, "%s_running_%s%d", pre, i % 2 ? "var" : "mean", i / 2);
+        float *tr = torchref_read(fname, m.buffer[i].size);
+        assert_close(m.buffers + m.buffer[i].offset, tr, m.buffer[i].size, 1e-5, m.buffer[i].name);
+        free(tr);
+    }
+    assert_int_equal(m.nbuffers, bn ? 4 : 0);
 
     for (int pass = 0; pass < 2; pass++) {
         const char *kind = pass == 0 ? "gproj" : "glogits";
         model_zero_grad(&m, 0, NGROUPS);
         if (pass == 0) {
-            float *d = torchref_read("model_dproj", n * P);
+            snprintf(fname, sizeof fname, "%s_dproj", pre);
+            float *d = torchref_read(fname, n * P);
             memcpy(m.dproj, d, n * P * sizeof *d);
             free(d);
             head_backward(&m, n);
         } else {
-            float *d = torchref_read("model_dlogits", n * C);
+            snprintf(fname, sizeof fname, "%s_dlogits", pre);
+            float *d = torchref_read(fname, n * C);
             memcpy(m.dlogits, d, n * C * sizeof *d);
             free(d);
             classifier_backward(&m, n, 1);
@@ -638,7 +865,7 @@ static void test_model_torch(void **state)
         double worst = 0.0;
         for (int i = 0; i < m.ntensors; i++) {
             const param_tensor *pt = &m.tensor[i];
-            snprintf(fname, sizeof fname, "model_%s_%s", kind, pt->name);
+            snprintf(fname, sizeof fname, "%s_%s_%s", pre, kind, pt->name);
             float *tg = torchref_read(fname, pt->size);
             double d = max_rel_diff(m.grads + pt->offset, tg, pt->size);
             print_message("  %-8s %-22s grad max rel diff %.3g\n", kind, pt->name, d);
@@ -655,6 +882,18 @@ static void test_model_torch(void **state)
     model_free(&m);
 }
 
+static void test_model_torch(void **state)
+{
+    (void)state;
+    model_torch_case("model", 0);
+}
+
+static void test_model_bn_torch(void **state)
+{
+    (void)state;
+    model_torch_case("model_bn", 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -669,7 +908,11 @@ int main(void)
         cmocka_unit_test(test_flatten),
         cmocka_unit_test(test_conv_torch),
         cmocka_unit_test(test_dense_torch),
+        cmocka_unit_test(test_bn_torch),
+        cmocka_unit_test(test_bn_fd),
+        cmocka_unit_test(test_bn_split),
         cmocka_unit_test(test_model_torch),
+        cmocka_unit_test(test_model_bn_torch),
     };
     return cmocka_run_group_tests_name("layers", tests, torchref_setup, NULL);
 }

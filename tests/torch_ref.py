@@ -104,16 +104,49 @@ def flatten_case():
     put("flat_y", torch.flatten(x, 1))
 
 
-def model_case():
+def bn_case():
+    """BatchNorm2d in training mode (batch statistics, running statistics updated with
+    momentum 0.1 from given values) and in eval mode; x (n 3, c 4, 5x5), relu off and on."""
+    x = (randn(3, 4, 5, 5) * 2.0 + 0.5).requires_grad_()
+    gamma = uniform(4, lo=0.5, hi=1.5).requires_grad_()
+    beta = randn(4, scale=0.5).requires_grad_()
+    rm0, rv0 = randn(4, scale=0.3), uniform(4, lo=0.5, hi=1.5)
+    dy = randn(3, 4, 5, 5)
+    for name, t in (("bn_x", cnhw(x)), ("bn_gamma", gamma), ("bn_beta", beta), ("bn_rm0", rm0),
+                    ("bn_rv0", rv0), ("bn_dy", cnhw(dy))):
+        put(name, t)
+    for tag, relu in (("", False), ("r", True)):
+        rm, rv = rm0.clone(), rv0.clone()
+        y = F.batch_norm(x, rm, rv, gamma, beta, training=True, momentum=0.1, eps=1e-5)
+        if relu:
+            y = F.relu(y)
+        dx, dg, db = torch.autograd.grad(y, (x, gamma, beta), dy)
+        put("bn_y" + tag, cnhw(y))
+        put("bn_dx" + tag, cnhw(dx))
+        put("bn_dgamma" + tag, dg)
+        put("bn_dbeta" + tag, db)
+        put("bn_rm" + tag, rm)
+        put("bn_rv" + tag, rv)
+    y = F.batch_norm(x, rm0, rv0, gamma, beta, training=False, eps=1e-5)
+    put("bn_yeval", cnhw(y))
+
+
+def model_case(bn=False):
     """The model.h network with model_cfg {image_size 17, conv_layers 2, width 4, kernel 3,
-    embed_dim 5, proj_dim 6, num_classes 3}, batch 2. Parameters are written in the order
-    of model.c's tensor list, with the same names (model_tensors.txt lists them)."""
-    S, L, W, K, E, P, C, N = 17, 2, 4, 3, 5, 6, 3, 2
+    embed_dim 5, proj_dim 6, num_classes 3, batchnorm bn}, batch 2 (bn: batch 3, training
+    mode). Parameters are written in the order of model.c's tensor list, with the same
+    names (PREFIX_tensors.txt lists them); PREFIX is model or model_bn."""
+    S, L, W, K, E, P, C, N = 17, 2, 4, 3, 5, 6, 3, (3 if bn else 2)
+    pre = "model_bn" if bn else "model"
     shapes = []
     cin, size = 3, S
     for i in range(L):
         shapes.append(("encoder.conv%d.weight" % i, (W, cin, K, K)))
-        shapes.append(("encoder.conv%d.bias" % i, (W,)))
+        if bn:
+            shapes.append(("encoder.bn%d.weight" % i, (W,)))
+            shapes.append(("encoder.bn%d.bias" % i, (W,)))
+        else:
+            shapes.append(("encoder.conv%d.bias" % i, (W,)))
         cin, size = W, (size - K) // 2 + 1
     flat = W * size * size
     shapes += [("encoder.fc.weight", (E, flat)), ("encoder.fc.bias", (E,)),
@@ -125,24 +158,35 @@ def model_case():
         fan_in = 1
         for s in (shp[1:] if len(shp) > 1 else ()):
             fan_in *= s
-        if len(shp) == 1:
+        if ".bn" in name and name.endswith("weight"):
+            params[name] = uniform(*shp, lo=0.5, hi=1.5).requires_grad_()
+        elif len(shp) == 1:
             params[name] = uniform(*shp, lo=-0.1, hi=0.3).requires_grad_()
         else:
             lim = (3.0 / fan_in) ** 0.5
             params[name] = uniform(*shp, lo=-lim, hi=lim).requires_grad_()
-    with open(os.path.join(OUT, "model_tensors.txt.tmp"), "w") as f:
+    lst = os.path.join(OUT, pre + "_tensors.txt")
+    with open(lst + ".tmp", "w") as f:
         for name, shp in shapes:
             f.write("%s %d\n" % (name, params[name].numel()))
-    os.replace(os.path.join(OUT, "model_tensors.txt.tmp"), os.path.join(OUT, "model_tensors.txt"))
+    os.replace(lst + ".tmp", lst)
     for name, _ in shapes:
-        put("model_param_" + name, params[name])
+        put(pre + "_param_" + name, params[name])
 
     x = uniform(N, 3, S, S, lo=0.0, hi=1.0)
-    put("model_x", cnhw(x))
+    put(pre + "_x", cnhw(x))
     h = x
     for i in range(L):
-        h = F.relu(F.conv2d(h, params["encoder.conv%d.weight" % i],
-                            params["encoder.conv%d.bias" % i], stride=2))
+        if bn:  # training mode: batch statistics; running statistics from PyTorch's init
+            h = F.conv2d(h, params["encoder.conv%d.weight" % i], None, stride=2)
+            rm, rv = torch.zeros(W, dtype=D), torch.ones(W, dtype=D)
+            h = F.relu(F.batch_norm(h, rm, rv, params["encoder.bn%d.weight" % i],
+                                    params["encoder.bn%d.bias" % i], training=True, momentum=0.1, eps=1e-5))
+            put(pre + "_running_mean%d" % i, rm)
+            put(pre + "_running_var%d" % i, rv)
+        else:
+            h = F.relu(F.conv2d(h, params["encoder.conv%d.weight" % i],
+                                params["encoder.conv%d.bias" % i], stride=2))
     h = torch.flatten(h, 1)
     embed = F.relu(F.linear(h, params["encoder.fc.weight"], params["encoder.fc.bias"]))
     hidden = F.relu(F.linear(embed, params["head.fc0.weight"], params["head.fc0.bias"]))
@@ -150,24 +194,24 @@ def model_case():
     logits = F.linear(embed, params["classifier.weight"], params["classifier.bias"])
     # the test is only meaningful when the ReLUs pass something
     assert (embed > 0).sum() >= 4 and (hidden > 0).sum() >= 4, "degenerate model reference"
-    put("model_embed", embed)
-    put("model_proj", proj)
-    put("model_logits", logits)
+    put(pre + "_embed", embed)
+    put(pre + "_proj", proj)
+    put(pre + "_logits", logits)
 
     names = [n for n, _ in shapes]
     tensors = [params[n] for n in names]
     dproj = randn(N, P)
-    put("model_dproj", dproj)
+    put(pre + "_dproj", dproj)
     g = torch.autograd.grad(proj, tensors, dproj, retain_graph=True, allow_unused=True)
     for n, gi in zip(names, g):  # every tensor on the path gets a nonzero gradient
         assert n.startswith("classifier") or (gi is not None and gi.abs().sum() > 0), n
-        put("model_gproj_" + n, gi if gi is not None else torch.zeros_like(params[n]))
+        put(pre + "_gproj_" + n, gi if gi is not None else torch.zeros_like(params[n]))
     dlogits = randn(N, C)
-    put("model_dlogits", dlogits)
+    put(pre + "_dlogits", dlogits)
     g = torch.autograd.grad(logits, tensors, dlogits, allow_unused=True)
     for n, gi in zip(names, g):
         assert n.startswith("head") or (gi is not None and gi.abs().sum() > 0), n
-        put("model_glogits_" + n, gi if gi is not None else torch.zeros_like(params[n]))
+        put(pre + "_glogits_" + n, gi if gi is not None else torch.zeros_like(params[n]))
 
 
 def partners(counts):
@@ -265,6 +309,8 @@ def main():
     model_case()
     loss_cases()
     adam_case()
+    bn_case()  # after the older cases: their random draws stay as they were
+    model_case(bn=True)
 
 
 if __name__ == "__main__":
