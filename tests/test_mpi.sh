@@ -11,8 +11,9 @@
 #   - resume: 2 epochs + resume=auto to 3 equals 3 epochs straight (1e-5); and a run
 #     stopped by SIGUSR1 mid-epoch (exit 75) continues from ckpt-stop.h5 to the same end;
 #   - the distributed NT-Xent (build/test_dist) equals the one-process loss and gradients and
-#     passes finite differences through the all-gather at 1, 2, 3 ranks, also with every
-#     collective chunked (build/test_dist_chunk, DIST_CHUNK=7);
+#     passes finite differences through the all-gather at 1, 2, 3 ranks, and so does a whole
+#     pretraining step of a tiny model (gradients after the allreduce, 1e-5; with and without
+#     BatchNorm), also with every collective chunked (build/test_dist_chunk, DIST_CHUNK=7);
 #   - a failure that only rank 1 of 2 sees (missing data, short reads, NaN loss, a dying
 #     rank; injected with SIMCLR_FAULT) ends both ranks within 10 s with one clear message.
 # Numbers come from RUN_DIR/metrics.jsonl, read with /usr/bin/python3 (json module).
@@ -233,11 +234,12 @@ else
 fi
 
 # ---- distributed NT-Xent (build/test_dist): vs one process and finite differences through
-# the all-gather, at 1, 2, 3 ranks; and with every collective chunked (DIST_CHUNK=7).
+# the all-gather, at 1, 2, 3 ranks, and a whole model step (with and without BatchNorm)
+# sharded vs one process; and with every collective chunked (DIST_CHUNK=7).
 dist_test() {  # dist_test PROGRAM NP
   local out rc
   out=$(timeout 60 "${mpirun[@]}" -np "$2" "$build/$1" 2>&1); rc=$?
-  if ((rc == 0)) && grep -q 'PASSED  \] 3 test' <<< "$out"; then ok "$1 at $2 ranks"; grep '^  world' <<< "$out"
+  if ((rc == 0)) && grep -q 'PASSED  \] 4 test' <<< "$out"; then ok "$1 at $2 ranks"; grep '^  world' <<< "$out"
   else bad "$1 at $2 ranks: exit $rc" "$out"; fi
 }
 for np in 1 2 3; do dist_test test_dist "$np"; done
