@@ -94,7 +94,9 @@ typedef struct {
  * (global through `reduce`), written to mean (c) and invstd (c) for the backward pass, and
  * run_mean/run_var (c) move 10 % toward them (variance scaled by M/(M-1), M = global
  * count). train == 0: mean = run_mean, invstd = 1/sqrt(run_var + eps), run_* untouched.
- * sums is a workspace of 2c+1 doubles. Returns nothing; a global count of 0 is a CHECK. */
+ * The sums are taken around run_mean (identical on all ranks), so the variance does not
+ * lose digits to a large mean. sums is a workspace of 2c+1 doubles. A global count of 0 is
+ * a CHECK. */
 void batchnorm_forward(const float *x, float *y, size_t c, size_t len, const float *gamma,
                        const float *beta, float *mean, float *invstd, float *run_mean,
                        float *run_var, int train, int relu, double *sums, const bn_reduce *reduce);

@@ -258,6 +258,14 @@ void dense_backward_ref(const float *x, const float *w, const float *dy, float *
             }
 }
 
+#define BN_BLOCK 4096 /* floats summed in float lanes before adding to a double */
+
+/* The 8 lanes of a vectorised float reduction, added pairwise. */
+static double lanes_sum(const float *l)
+{
+    return (double)(((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])));
+}
+
 static void bn_sum(double *sums, size_t n, const bn_reduce *reduce)
 {
     if (reduce && reduce->fn) reduce->fn(sums, n, reduce->ctx);
@@ -271,11 +279,23 @@ void batchnorm_forward(const float *x, float *y, size_t c, size_t len, const flo
         /* per-channel sum and sum of squares in double (a channel holds up to ~10^6
          * values), summed over ranks with the global count in sums[2c] */
         for (size_t ci = 0; ci < c; ci++) {
-            const float *xc = x + ci * len;
+            /* sums of x - K and (x - K)^2 with K = the running mean, the same number on every
+             * rank and close to the batch mean after a few steps: no cancellation in the
+             * variance E[(x-K)^2] - E[x-K]^2 */
+            const float *xc = x + ci * len, K = run_mean[ci];
             double s = 0.0, q = 0.0;
-            for (size_t i = 0; i < len; i++) {
-                s += xc[i];
-                q += (double)xc[i] * xc[i];
+            for (size_t i0 = 0; i0 < len; i0 += BN_BLOCK) { /* float lanes per block, blocks in double */
+                size_t i1 = len - i0 < BN_BLOCK ? len : i0 + BN_BLOCK, i = i0;
+                float ls[8] = {0}, lq[8] = {0};
+                for (; i + 8 <= i1; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        float v = xc[i + l] - K;
+                        ls[l] += v;
+                        lq[l] += v * v;
+                    }
+                for (; i < i1; i++) ls[0] += xc[i] - K, lq[0] += (xc[i] - K) * (xc[i] - K);
+                s += lanes_sum(ls);
+                q += lanes_sum(lq);
             }
             sums[ci] = s;
             sums[c + ci] = q;
@@ -285,7 +305,7 @@ void batchnorm_forward(const float *x, float *y, size_t c, size_t len, const flo
         const double M = sums[2 * c];
         CHECK(M >= 1.0);
         for (size_t ci = 0; ci < c; ci++) {
-            double mu = sums[ci] / M, var = sums[c + ci] / M - mu * mu;
+            double dm = sums[ci] / M, mu = (double)run_mean[ci] + dm, var = sums[c + ci] / M - dm * dm;
             if (var < 0.0) var = 0.0;
             mean[ci] = (float)mu;
             invstd[ci] = (float)(1.0 / sqrt(var + BN_EPS));
@@ -320,12 +340,21 @@ void batchnorm_backward(const float *x, const float *y, float *dy, size_t c, siz
     for (size_t ci = 0; ci < c; ci++) {
         const float *xc = x + ci * len, *yc = y ? y + ci * len : NULL;
         float *d = dy + ci * len;
-        const double mu = mean[ci];
+        const float mu = mean[ci];
         double s1 = 0.0, s2 = 0.0; /* sum dy, sum dy * (x - mean) */
-        for (size_t i = 0; i < len; i++) {
-            if (yc && !(yc[i] > 0.0f)) d[i] = 0.0f;
-            s1 += d[i];
-            s2 += (double)d[i] * ((double)xc[i] - mu);
+        for (size_t i0 = 0; i0 < len; i0 += BN_BLOCK) { /* float lanes per block, blocks in double */
+            size_t i1 = len - i0 < BN_BLOCK ? len : i0 + BN_BLOCK, i = i0;
+            float l1[8] = {0}, l2[8] = {0};
+            if (yc)
+                for (size_t j = i0; j < i1; j++) d[j] = yc[j] > 0.0f ? d[j] : 0.0f;
+            for (; i + 8 <= i1; i += 8)
+                for (int l = 0; l < 8; l++) {
+                    l1[l] += d[i + l];
+                    l2[l] += d[i + l] * (xc[i + l] - mu);
+                }
+            for (; i < i1; i++) l1[0] += d[i], l2[0] += d[i] * (xc[i] - mu);
+            s1 += lanes_sum(l1);
+            s2 += lanes_sum(l2);
         }
         sums[ci] = s1;
         sums[c + ci] = s2 * invstd[ci];
