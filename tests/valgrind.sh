@@ -3,7 +3,8 @@
 # images, one rank (MPI singleton), model width 8:
 #   import of 20 labeled images (2 classes; the decoding child processes are checked too),
 #   pretrain 1 epoch (batch 8, online probe 4), finetune 1 epoch from it, distill 1 epoch
-#   (the finetuned model as teacher), eval.
+#   (the finetuned model as teacher), eval; then pretrain, finetune and eval again with
+#   model.batchnorm = true.
 # Each step runs under
 #   valgrind --error-exitcode=1 --leak-check=full --suppressions=tests/valgrind.supp
 # and must exit 0 with "ERROR SUMMARY: 0 errors"; the suppressions cover only Open MPI's,
@@ -44,6 +45,10 @@ step finetune "$simclr" finetune conf/finetune.cfg "${tiny[@]}" --set train.batc
 step distill "$simclr" distill conf/distill.cfg "${tiny[@]}" --set train.batch=4 --set "checkpoint=$tmp/fine/final.h5" \
   --set "distill.init=$tmp/pre/final.h5" --set "run_dir=$tmp/distill"
 step eval "$simclr" eval conf/eval.cfg "${tiny[@]}" --set "checkpoint=$tmp/fine/final.h5" --set "run_dir=$tmp/eval"
+bn=(--set model.batchnorm=true)
+step bn-pre "$simclr" pretrain conf/pretrain.cfg "${tiny[@]}" "${bn[@]}" --set train.batch=8 --set pretrain.probe_batch=4 --set "run_dir=$tmp/bnpre"
+step bn-fine "$simclr" finetune conf/finetune.cfg "${tiny[@]}" "${bn[@]}" --set train.batch=4 --set "checkpoint=$tmp/bnpre/final.h5" --set "run_dir=$tmp/bnfine"
+step bn-eval "$simclr" eval conf/eval.cfg "${tiny[@]}" "${bn[@]}" --set "checkpoint=$tmp/bnfine/final.h5" --set "run_dir=$tmp/bneval"
 if ((failed)); then echo "valgrind: memcheck errors (logs kept in $tmp)"; exit 1; fi
 rm -rf "$tmp"
 echo "valgrind: 0 errors in every step"
