@@ -1,13 +1,18 @@
-"""Unit tests of analysis/label_efficiency.py (python unittest; run by tests/test_cli.sh):
-the log-interpolated "baseline labels for the same top-1", the paired differences and the
-summary statistics, on hand-made numbers."""
+"""Unit tests of analysis/label_efficiency.py and analysis/seeds.py (python unittest; run by
+tests/test_cli.sh): the log-interpolated "baseline labels for the same top-1", the paired
+differences and the summary statistics, on hand-made numbers and run folders."""
+import contextlib
+import io
+import json
 import math
 import os
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "analysis"))
 import label_efficiency as le  # noqa: E402
+import seeds  # noqa: E402
 
 
 def row(budget, method, mean):
@@ -48,6 +53,66 @@ class Paired(unittest.TestCase):
         self.assertEqual(r["seeds"], [1, 2])
         self.assertEqual(r["top1"], [20.0, 30.0])
         self.assertAlmostEqual(r["std"], math.sqrt(50.0))
+
+
+def fake_root(base, name, seed, top1):
+    """A pipeline run root with eval-METHOD/eval.json and METHOD/config.resolved.cfg."""
+    root = os.path.join(base, name)
+    for m, t in top1.items():
+        os.makedirs(os.path.join(root, "eval-" + m))
+        os.makedirs(os.path.join(root, m))
+        with open(os.path.join(root, "eval-" + m, "eval.json"), "w") as f:
+            json.dump({"top1": t / 100.0, "n": 1000}, f)
+        with open(os.path.join(root, m, "config.resolved.cfg"), "w") as f:
+            f.write("# resolved\nseed = %dL;\ntrain = { lr = 0.001; };\n" % seed)
+    return root
+
+
+class Seeds(unittest.TestCase):
+    def run_main(self, argv):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            seeds.main(argv)
+        return out.getvalue()
+
+    def test_recipes_paired_by_seed(self):
+        with tempfile.TemporaryDirectory() as d:
+            a1 = fake_root(d, "a1", 1, {"baseline": 50.0, "linear": 40.0, "finetune": 55.0})
+            a2 = fake_root(d, "a2", 2, {"baseline": 52.0, "linear": 44.0, "finetune": 60.0})
+            b2 = fake_root(d, "b2", 2, {"baseline": 60.0, "linear": 50.0, "finetune": 70.0})
+            b3 = fake_root(d, "b3", 3, {"baseline": 61.0, "linear": 51.0, "finetune": 71.0})
+            js = os.path.join(d, "s.json")
+            text = self.run_main(["--recipe", "a", a2, a1, "--recipe", "b", b2, b3, "--json", js])
+            with open(js) as f:
+                r = json.load(f)["recipes"]
+        self.assertEqual(r["a"]["seeds"], [1, 2])
+        self.assertAlmostEqual(r["a"]["methods"]["finetune"]["mean"], 57.5)
+        self.assertAlmostEqual(r["a"]["methods"]["finetune"]["sd"], math.sqrt(12.5))
+        for got, want in zip(r["a"]["paired_vs_baseline"]["finetune"]["per_seed"], [5.0, 8.0]):
+            self.assertAlmostEqual(got, want, places=9)
+        # b vs a only over seed 2, the one both have
+        pa = r["b"]["paired_vs_a"]
+        self.assertEqual(pa["seeds"], [2])
+        self.assertAlmostEqual(pa["methods"]["finetune"]["mean"], 10.0)
+        self.assertIsNone(pa["methods"]["finetune"]["sd"])
+        self.assertIn("57.5 +- 3.5", text)
+
+    def test_bad_inputs_exit_2(self):
+        with tempfile.TemporaryDirectory() as d:
+            a1 = fake_root(d, "a1", 1, {"baseline": 50.0, "linear": 40.0, "finetune": 55.0})
+            a1b = fake_root(d, "a1b", 1, {"baseline": 50.0, "linear": 40.0, "finetune": 55.0})
+            os.remove(os.path.join(a1b, "linear", "config.resolved.cfg"))
+            err = io.StringIO()
+            for argv in (["--recipe", "a", os.path.join(d, "missing")], ["--recipe", "a", a1b], ["--recipe", "a"]):
+                with self.assertRaises(SystemExit) as e, contextlib.redirect_stderr(err):
+                    seeds.main(argv)
+                self.assertEqual(e.exception.code, 2, argv)
+            a1c = fake_root(d, "a1c", 1, {"baseline": 50.0, "linear": 40.0, "finetune": 55.0})
+            with self.assertRaises(SystemExit) as e, contextlib.redirect_stderr(err):
+                seeds.main(["--recipe", "a", a1, a1c])
+            self.assertEqual(e.exception.code, 2)
+        self.assertIn("eval.json", err.getvalue())
+        self.assertIn("same seed", err.getvalue())
 
 
 if __name__ == "__main__":
