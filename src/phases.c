@@ -897,13 +897,40 @@ static void setup_threads(const run_ctx *r)
     free(all);
 }
 
+/* Key prefixes a phase never reads. A --set of one of them is most likely meant for
+ * another phase (e.g. pretrain.temperature given to finetune), so rank 0 warns; the job
+ * goes on, since job scripts pass the same --set list to every phase. */
+static void warn_unused_sets(const char *phase, char **sets, int nsets)
+{
+    static const struct {
+        const char *phase, *ignored[5];
+    } unused[] = {
+        {"pretrain", {"distill.", "checkpoint=", NULL}},
+        {"linear", {"pretrain.", "distill.", "augment.contrastive.", NULL}},
+        {"finetune", {"pretrain.", "distill.", "augment.contrastive.", NULL}},
+        {"baseline", {"pretrain.", "distill.", "augment.contrastive.", "checkpoint=", NULL}},
+        {"distill", {"pretrain.", "augment.contrastive.", NULL}},
+        {"eval", {"train.", "pretrain.", "distill.", "augment.", NULL}},
+    };
+    for (size_t p = 0; p < sizeof unused / sizeof unused[0]; p++) {
+        if (strcmp(unused[p].phase, phase)) continue;
+        for (int i = 0; i < nsets; i++)
+            for (int k = 0; unused[p].ignored[k]; k++)
+                if (!strncmp(sets[i], unused[p].ignored[k], strlen(unused[p].ignored[k])))
+                    warn("--set %s: phase %s does not use this key (ignored)", sets[i], phase);
+    }
+}
+
 int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
 {
     run_ctx r;
     memset(&r, 0, sizeof r);
     r.rank = dist_rank();
     r.world = dist_world();
-    if (r.rank == 0) config_load(&r.cfg, cfg_path, phase, sets, nsets);
+    if (r.rank == 0) {
+        config_load(&r.cfg, cfg_path, phase, sets, nsets);
+        warn_unused_sets(phase, sets, nsets);
+    }
     dist_bcast(&r.cfg, sizeof r.cfg, 0);
     r.cfg_text = config_to_text(&r.cfg);
     if (!r.cfg.run.hdf5_file_locking) ckpt_disable_file_locking();
