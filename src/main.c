@@ -60,8 +60,11 @@ static int cmd_import(int argc, char **argv)
     if (!split[0] || strchr(split, '/')) return usage_error("--split must be a plain name", split);
     /* import is serial: under mpirun every rank would write the same files */
     const char *world = getenv("OMPI_COMM_WORLD_SIZE") ? getenv("OMPI_COMM_WORLD_SIZE") : getenv("PMI_SIZE");
-    if (world && atoi(world) > 1)
+    if (world && atoi(world) > 1) { /* one message for the job, from rank 0; every rank exits 2 */
+        const char *rank = getenv("OMPI_COMM_WORLD_RANK") ? getenv("OMPI_COMM_WORLD_RANK") : getenv("PMI_RANK");
+        if (rank && atoi(rank) != 0) return EXIT_USAGE;
         return usage_error("import is a serial command: run it once, without mpirun (MPI world size)", world);
+    }
     data_import(src, out, split, labeled, skip);
     return 0;
 }

@@ -162,6 +162,8 @@ expect "eval of the distilled student" 0 -m "distill checkpoint" -- \
 expect "import under mpirun -np 2: exit 2 (import is serial)" 2 -m "serial" -- \
   "${mpirun[@]}" -np 2 "$simclr" import data/sample/unlabeled "$tmp/imp-mpi" --split unlabeled
 [[ ! -e $tmp/imp-mpi/unlabeled_X.bin ]] && ok "  ... and wrote nothing" || bad "import under mpirun wrote files" "$(ls -l "$tmp/imp-mpi")"
+n=$(timeout 60 "${mpirun[@]}" -np 2 "$simclr" import data/sample/unlabeled "$tmp/imp-mpi" --split unlabeled 2>&1 | grep -c "serial command")
+((n == 1)) && ok "  ... with one message, not one per rank" || bad "import under mpirun: $n messages (want 1)"
 
 # ---- label-efficiency job (jobs/label_efficiency.sh + analysis/label_efficiency.py) ------
 le=(jobs/label_efficiency.sh --encoder "$pre/final.h5" --data "$data" --runs "$tmp/le" --np 2 --budgets 2,5 --seeds 1,2)
