@@ -1,4 +1,4 @@
-/* augment.c: SimCLR views (flip, translate + zoom crop, colour affine, grayscale), counter-based. */
+/* augment.c: SimCLR views (flip, translate + zoom crop, colour affine, grayscale, blur), counter-based. */
 #include "augment.h"
 
 #include <math.h>
@@ -21,6 +21,50 @@ static float reflect(float v, int n)
     if (v < 0.0f) v = 0.0f;
     if (v > (float)(n - 1)) v = (float)(n - 1);
     return v;
+}
+
+int blur_kernel_size(int side)
+{
+    int k = side / 10;
+    if (k % 2 == 0) k++;
+    if (k < 3) k = 3;
+    if (k > 2 * side - 1) k = 2 * side - 1;
+    return k;
+}
+
+/* Reflected index in [0, n) for |out-of-range| < n (PyTorch "reflect": the edge not repeated). */
+static int reflect_index(int j, int n)
+{
+    if (j < 0) return -j;
+    if (j >= n) return 2 * (n - 1) - j;
+    return j;
+}
+
+void gaussian_blur_plane(float *p, int h, int w, int k, float sigma, float *tmp)
+{
+    const int r = (k - 1) / 2;
+    CHECK(k % 2 == 1 && k <= 2 * AUG_MAX_SIDE && r < h && r < w && sigma > 0.0f);
+    float wt[2 * AUG_MAX_SIDE];
+    double norm = 0.0;
+    for (int i = -r; i <= r; i++) norm += exp(-0.5 * ((double)i / sigma) * ((double)i / sigma));
+    for (int i = -r; i <= r; i++) wt[i + r] = (float)(exp(-0.5 * ((double)i / sigma) * ((double)i / sigma)) / norm);
+    for (int y = 0; y < h; y++) { /* rows: tmp = the padded row */
+        float *row = p + (size_t)y * w;
+        for (int j = -r; j < w + r; j++) tmp[j + r] = row[reflect_index(j, w)];
+        for (int x = 0; x < w; x++) {
+            float acc = 0.0f;
+            for (int i = 0; i < k; i++) acc += wt[i] * tmp[x + i];
+            row[x] = acc;
+        }
+    }
+    for (int x = 0; x < w; x++) { /* columns */
+        for (int j = -r; j < h + r; j++) tmp[j + r] = p[(size_t)reflect_index(j, h) * w + x];
+        for (int y = 0; y < h; y++) {
+            float acc = 0.0f;
+            for (int i = 0; i < k; i++) acc += wt[i] * tmp[y + i];
+            p[(size_t)y * w + x] = acc;
+        }
+    }
 }
 
 void augment_view(const uint8_t *img, int h, int w, const aug_cfg *cfg, uint64_t key, float *dst,
@@ -71,5 +115,12 @@ void augment_view(const uint8_t *img, int h, int w, const aug_cfg *cfg, uint64_t
             if (grey) out[0] = out[1] = out[2] = 0.2989f * out[0] + 0.587f * out[1] + 0.114f * out[2];
             for (int j = 0; j < 3; j++) dst[j * cstride + o] = out[j];
         }
+    }
+    if (cfg->blur > 0.0f && rng_uniform(key, 16) < cfg->blur) {
+        const float sigma = 0.1f + 1.9f * rng_uniform(key, 17);
+        const int k = blur_kernel_size(h < w ? h : w);
+        CHECK(h <= AUG_MAX_SIDE && w <= AUG_MAX_SIDE);
+        float tmp[3 * AUG_MAX_SIDE];
+        for (int c = 0; c < 3; c++) gaussian_blur_plane(dst + c * cstride, h, w, k, sigma, tmp);
     }
 }

@@ -81,11 +81,13 @@ static const key_spec SCHEMA[] = {
     K("augment.contrastive.jitter", T_FLOAT, aug_contrastive.jitter, 0, 1),
     K("augment.contrastive.flip", T_BOOL, aug_contrastive.flip, 0, 1),
     K("augment.contrastive.grayscale", T_FLOAT, aug_contrastive.grayscale, 0, 1),
+    K("augment.contrastive.blur", T_FLOAT, aug_contrastive.blur, 0, 1),
     K("augment.classification.min_area", T_FLOAT, aug_classification.min_area, 1e-3, 1),
     K("augment.classification.brightness", T_FLOAT, aug_classification.brightness, 0, 1),
     K("augment.classification.jitter", T_FLOAT, aug_classification.jitter, 0, 1),
     K("augment.classification.flip", T_BOOL, aug_classification.flip, 0, 1),
     K("augment.classification.grayscale", T_FLOAT, aug_classification.grayscale, 0, 1),
+    K("augment.classification.blur", T_FLOAT, aug_classification.blur, 0, 1),
     K("run.threads", T_INT, run.threads, 0, 1024),
     K("run.workspace_mb", T_INT, run.workspace_mb, 1, 1 << 20),
     K("run.log_interval_s", T_FLOAT, run.log_interval_s, 0, 1e9),
@@ -118,8 +120,8 @@ void config_defaults(config *c)
     c->pretrain.temperature = 0.1;
     c->pretrain.probe_batch = 0;
     c->distill.temperature = 1.0;
-    c->aug_contrastive = (aug_cfg){0.25f, 0.6f, 0.2f, 1, 0.0f};
-    c->aug_classification = (aug_cfg){0.75f, 0.3f, 0.1f, 1, 0.0f};
+    c->aug_contrastive = (aug_cfg){0.25f, 0.6f, 0.2f, 1, 0.0f, 0.0f};
+    c->aug_classification = (aug_cfg){0.75f, 0.3f, 0.1f, 1, 0.0f, 0.0f};
     c->run.workspace_mb = 64;
     c->run.log_interval_s = 10.0;
     c->run.checkpoint_every = 1;

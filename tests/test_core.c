@@ -339,6 +339,70 @@ static void test_augment_grayscale(void **state)
     assert_true(grey >= 90 && grey <= 150);
 }
 
+/* gaussian_blur_plane vs torchvision's blur written in PyTorch (reflect pad + conv2d with
+ * the outer-product kernel): 3 planes of 12 x 10, k 5, sigma 1.3, tol 1e-5; a constant
+ * plane stays constant (normalised kernel); the kernel sizes of 96 and small images. */
+static void test_blur_torch(void **state)
+{
+    (void)state;
+    assert_int_equal(blur_kernel_size(96), 9);
+    assert_int_equal(blur_kernel_size(64), 7);
+    assert_int_equal(blur_kernel_size(12), 3);
+    assert_int_equal(blur_kernel_size(2), 3);
+    TORCHREF_NEED();
+    float *x = torchref_read("blur_x", 3 * 120), *ty = torchref_read("blur_y", 3 * 120);
+    float tmp[64], flat[120];
+    for (int c = 0; c < 3; c++) gaussian_blur_plane(x + c * 120, 12, 10, 5, 1.3f, tmp);
+    assert_close(x, ty, 3 * 120, 1e-5, "gaussian_blur_plane vs torch");
+    for (int i = 0; i < 120; i++) flat[i] = 0.25f;
+    gaussian_blur_plane(flat, 12, 10, 5, 0.7f, tmp);
+    for (int i = 0; i < 120; i++) assert_true(fabsf(flat[i] - 0.25f) <= 1e-6f);
+    free(x);
+    free(ty);
+}
+
+/* blur 1: every view is the blur = 0 view blurred with kernel 3 (12 x 10 image) and the
+ * sigma of draw 17; blur 0.4 over 400 keys: the blurred share is within 0.4 +- 0.1 and the
+ * other views are bit-identical to blur 0. */
+static void test_augment_blur(void **state)
+{
+    (void)state;
+    uint8_t img[3 * APLANE];
+    float plain[9 * APLANE], b[9 * APLANE], want[3 * APLANE], tmp[64];
+    random_image(img);
+    aug_cfg c0 = {.min_area = 0.3f, .brightness = 0.8f, .jitter = 0.5f, .flip = 1};
+    aug_cfg c1 = c0, cp = c0;
+    c1.blur = 1.0f, cp.blur = 0.4f;
+    double worst = 0.0;
+    for (uint64_t k = 0; k < 10; k++) {
+        const uint64_t key = augment_key(9, 0, k, 0);
+        view_in_slot(img, &c0, key, plain);
+        view_in_slot(img, &c1, key, b);
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < APLANE; i++) want[c * APLANE + i] = at(plain, c, i / AW, i % AW);
+        const float sigma = 0.1f + 1.9f * rng_uniform(key, 17);
+        for (int c = 0; c < 3; c++) gaussian_blur_plane(want + c * APLANE, AH, AW, 3, sigma, tmp);
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < APLANE; i++) worst = fmax(worst, fabs(at(b, c, i / AW, i % AW) - want[c * APLANE + i]));
+    }
+    print_message("  blur 1 vs the plain view blurred: max diff %.3g (tol 1e-6)\n", worst);
+    assert_true(worst <= 1e-6);
+    int blurred = 0;
+    for (uint64_t k = 0; k < 400; k++) {
+        const uint64_t key = augment_key(9, 1, k, 1);
+        view_in_slot(img, &cp, key, b);
+        view_in_slot(img, &c0, key, plain);
+        if (rng_uniform(key, 16) < 0.4f) {
+            blurred++;
+            assert_memory_not_equal(b, plain, sizeof b);
+        } else {
+            assert_memory_equal(b, plain, sizeof b);
+        }
+    }
+    print_message("  blur 0.4: %d of 400 views blurred (want 160 +- 40)\n", blurred);
+    assert_true(blurred >= 120 && blurred <= 200);
+}
+
 /* ---- sharding, steps, hold-out ---------------------------------------------------- */
 
 /* shard_range covers [0, G) exactly once, in rank order, with counts differing by at most
@@ -420,6 +484,8 @@ int main(void)
         cmocka_unit_test(test_augment_determinism_range),
         cmocka_unit_test(test_augment_identity_and_flip),
         cmocka_unit_test(test_augment_grayscale),
+        cmocka_unit_test(test_blur_torch),
+        cmocka_unit_test(test_augment_blur),
         cmocka_unit_test(test_shard_steps),
         cmocka_unit_test(test_stratified_holdout),
     };

@@ -295,6 +295,20 @@ def adam_case():
     put("adam_p", torch.stack(steps))
 
 
+def blur_case():
+    """torchvision's gaussian_blur by hand: reflect padding, then the normalised 2-D kernel
+    (outer product of the 1-D one); 3 planes of 12 x 10, kernel 5, sigma 1.3."""
+    x = uniform(3, 12, 10, lo=0.0, hi=1.0)
+    k, sigma = 5, 1.3
+    t = torch.linspace(-(k - 1) / 2, (k - 1) / 2, k, dtype=D)
+    k1 = torch.exp(-0.5 * (t / sigma) ** 2)
+    k1 = k1 / k1.sum()
+    k2 = torch.outer(k1, k1).expand(3, 1, k, k)
+    y = F.conv2d(F.pad(x[None], (2, 2, 2, 2), mode="reflect"), k2, groups=3)[0]
+    put("blur_x", x)
+    put("blur_y", y)
+
+
 def main():
     global OUT
     if len(sys.argv) != 2:
@@ -311,6 +325,7 @@ def main():
     adam_case()
     bn_case()  # after the older cases: their random draws stay as they were
     model_case(bn=True)
+    blur_case()
 
 
 if __name__ == "__main__":
