@@ -566,6 +566,16 @@ static void test_dense_torch(void **state)
 
 /* ---- BatchNorm ---------------------------------------------------------------------- */
 
+/* Asserts got (n floats) within tol of the PyTorch reference file NAME TAG (e.g. "bn_y" "r"). */
+static void against_ref(const float *got, const char *name, const char *tag, size_t n, double tol, const char *what)
+{
+    char file[64];
+    snprintf(file, sizeof file, "%s%s", name, tag);
+    float *t = torchref_read(file, n);
+    assert_close(got, t, n, tol, what);
+    free(t);
+}
+
 /* batchnorm_forward / batchnorm_backward vs F.batch_norm and autograd: x (n 3, c 4, 5x5)
  * CNHW, training mode with relu off and on (output, dx, dgamma, dbeta, running mean and
  * variance moved from given values with momentum 0.1), then eval mode. No reducer: one
@@ -583,39 +593,20 @@ static void test_bn_torch(void **state)
     double sums[9];
     for (int relu = 0; relu <= 1; relu++) {
         const char *tag = relu ? "r" : "";
-        char name[32];
         memcpy(rm, rm0, c * sizeof *rm);
         memcpy(rv, rv0, c * sizeof *rv);
         batchnorm_forward(x, y, c, len, gamma, beta, mean, invstd, rm, rv, 1, relu, sums, NULL);
         print_message("  relu %d:\n", relu);
-        snprintf(name, sizeof name, "bn_y%s", tag);
-        float *t = torchref_read(name, xl);
-        assert_close(y, t, xl, 1e-4, "batchnorm_forward vs F.batch_norm: y");
-        free(t);
-        snprintf(name, sizeof name, "bn_rm%s", tag);
-        t = torchref_read(name, c);
-        assert_close(rm, t, c, 1e-5, "running mean (momentum 0.1)");
-        free(t);
-        snprintf(name, sizeof name, "bn_rv%s", tag);
-        t = torchref_read(name, c);
-        assert_close(rv, t, c, 1e-5, "running variance (unbiased)");
-        free(t);
+        against_ref(y, "bn_y", tag, xl, 1e-4, "batchnorm_forward vs F.batch_norm: y");
+        against_ref(rm, "bn_rm", tag, c, 1e-5, "running mean (momentum 0.1)");
+        against_ref(rv, "bn_rv", tag, c, 1e-5, "running variance (unbiased)");
         memcpy(dy, dy0, xl * sizeof *dy);
         memset(dg, 0, c * sizeof *dg);
         memset(db, 0, c * sizeof *db);
         batchnorm_backward(x, relu ? y : NULL, dy, c, len, gamma, mean, invstd, dg, db, sums, NULL);
-        snprintf(name, sizeof name, "bn_dx%s", tag);
-        t = torchref_read(name, xl);
-        assert_close(dy, t, xl, 1e-4, "batchnorm_backward vs autograd: dx");
-        free(t);
-        snprintf(name, sizeof name, "bn_dgamma%s", tag);
-        t = torchref_read(name, c);
-        assert_close(dg, t, c, 1e-4, "batchnorm_backward vs autograd: dgamma");
-        free(t);
-        snprintf(name, sizeof name, "bn_dbeta%s", tag);
-        t = torchref_read(name, c);
-        assert_close(db, t, c, 1e-4, "batchnorm_backward vs autograd: dbeta");
-        free(t);
+        against_ref(dy, "bn_dx", tag, xl, 1e-4, "batchnorm_backward vs autograd: dx");
+        against_ref(dg, "bn_dgamma", tag, c, 1e-4, "batchnorm_backward vs autograd: dgamma");
+        against_ref(db, "bn_dbeta", tag, c, 1e-4, "batchnorm_backward vs autograd: dbeta");
         if (relu) { /* the ReLU must mask something */
             size_t zeros = 0;
             for (size_t i = 0; i < xl; i++) zeros += y[i] == 0.0f;
