@@ -700,13 +700,16 @@ static int pretrain(run_ctx *r)
 /* distill: the teacher (classifier checkpoint `checkpoint`) labels every image of the
  * unlabeled pool with softmax(logits / distill.temperature), each rank its shard, summed
  * into one (N, C) table on every rank (4 C bytes per pool image); the student's weights
- * (the model before the call) are kept aside and put back. Returns the table. */
+ * and BatchNorm statistics (the model before the call) are kept aside and put back.
+ * Returns the table. */
 static float *teacher_labels(run_ctx *r)
 {
     const config *c = &r->cfg;
     const size_t C = (size_t)c->data.num_classes, N = r->unlabeled.n;
-    float *student = xcalloc(r->m.nparams, sizeof *student, "student weights");
-    memcpy(student, r->m.params, r->m.nparams * sizeof *student);
+    const size_t np = r->m.nparams, nbuf = r->m.nbuffer_floats; /* weights + BatchNorm statistics */
+    float *student = xcalloc(np + nbuf, sizeof *student, "student weights");
+    memcpy(student, r->m.params, np * sizeof *student);
+    memcpy(student + np, r->m.buffers, nbuf * sizeof *student);
     ckpt_meta meta = load_classifier(r, c->checkpoint, "no classifier to teach with: give distill the output of "
                                      "finetune (or linear, baseline) as 'checkpoint'");
     const double t0 = now_s();
@@ -724,7 +727,8 @@ static float *teacher_labels(run_ctx *r)
     if (r->rank == 0)
         printf("distill: teacher %s (%s, eval top-1 %.2f%%) soft-labelled %zu unlabeled images at temperature %g "
                "in %.1f s\n", c->checkpoint, meta.phase, 100.0 * teacher_top1, N, c->distill.temperature, now_s() - t0);
-    memcpy(r->m.params, student, r->m.nparams * sizeof *student);
+    memcpy(r->m.params, student, np * sizeof *student);
+    memcpy(r->m.buffers, student + np, nbuf * sizeof *student);
     free(student);
     free(confusion);
     return soft;

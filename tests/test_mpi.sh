@@ -164,6 +164,16 @@ done
 metrics_agree "distill losses agree at 1, 3 ranks (1e-4)" 1e-4 loss "$tmp/distill1" "$tmp/distill3"
 metrics_agree "distill student top-1 agrees at 1, 3 ranks (exact)" 0 eval_top1 "$tmp/distill1" "$tmp/distill3"
 
+# distill with BatchNorm: the teacher is loaded into the same model, so the student's
+# weights AND running statistics must be put back; 2 epochs straight = 1 + resume to 2.
+bnd=(conf/distill.cfg "${common[@]}" --set model.batchnorm=true --set train.batch=60 --set "checkpoint=$tmp/bnfine1/final.h5"
+     --set "distill.init=$tmp/bn1/final.h5")
+job "distill with BatchNorm 2 epochs straight, 2 ranks" 2 distill "${bnd[@]}" --set train.epochs=2 --set "run_dir=$tmp/bnd-straight"
+job "distill with BatchNorm 1 epoch, 2 ranks" 2 distill "${bnd[@]}" --set train.epochs=1 --set "run_dir=$tmp/bnd-split"
+job "  ... resumed to 2 epochs" 2 distill "${bnd[@]}" --set train.epochs=2 --set "run_dir=$tmp/bnd-split"
+metrics_agree "BatchNorm distill: 1 + resumed 1 epoch = 2 straight (loss, 1e-6)" 1e-6 loss "$tmp/bnd-straight" "$tmp/bnd-split"
+metrics_agree "BatchNorm distill: 1 + resumed 1 epoch = 2 straight (student top-1, exact)" 0 eval_top1 "$tmp/bnd-straight" "$tmp/bnd-split"
+
 # ---- eval: 1, 2, 3 ranks ---------------------------------------------------------------
 for np in 1 2 3; do
   job "eval, $np rank(s)" "$np" eval conf/eval.cfg "${common[@]}" --set "checkpoint=$tmp/fine1/final.h5" --set "run_dir=$tmp/eval$np"
