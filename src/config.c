@@ -138,8 +138,8 @@ static const key_spec *find_key(const char *path)
 
 static const char *type_name(key_type t)
 {
-    static const char *names[] = {"an integer", "an integer", "a float (write 1.0, not 1)",
-                                  "a boolean (true/false, unquoted)", "a quoted string"};
+    static const char *names[] = {"an integer", "an integer", "a float", "a boolean (true/false, unquoted)",
+                                  "a quoted string"};
     return names[t];
 }
 
@@ -230,7 +230,9 @@ static void walk(config *c, const config_setting_t *s, const char *file_fallback
                       : k->type == T_FLOAT ? type == CONFIG_TYPE_FLOAT
                       : k->type == T_BOOL  ? type == CONFIG_TYPE_BOOL
                                            : type == CONFIG_TYPE_STRING;
-        if (!type_ok) fatal(EXIT_CONFIG, "%s: %s must be %s", where, path, type_name(k->type));
+        if (!type_ok) /* the classic libconfig slip: 1 where 1.0 is meant */
+            fatal(EXIT_CONFIG, "%s: %s must be %s%s", where, path, type_name(k->type),
+                  k->type == T_FLOAT && (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) ? " (write 1.0, not 1)" : "");
         if (!ok) /* integers in full (%g would print 2147483647 as 2.14748e+09) */
             fatal(EXIT_CONFIG, k->type == T_FLOAT ? "%s: %s = %g is out of range [%g, %g]" : "%s: %s = %.0f is out of range [%g, %g]",
                   where, path, v, k->min, k->max);
@@ -388,8 +390,11 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
     char *slash = strrchr(dir, '/');
     if (slash) *slash = 0, config_set_include_dir(&cf, dir);
     if (config_read_file(&cf, path) != CONFIG_TRUE) {
-        const char *f = config_error_file(&cf);
-        fatal(EXIT_CONFIG, "%s:%d: %s", f ? f : path, config_error_line(&cf), config_error_text(&cf));
+        const char *f = config_error_file(&cf), *text = config_error_text(&cf);
+        int inc = text && strstr(text, "include") != NULL;
+        fatal(EXIT_CONFIG, "%s:%d: %s%s%s%s", f ? f : path, config_error_line(&cf), text,
+              inc ? " (libconfig 1.5 opens an @include path relative to the folder of the main config, " : "",
+              inc ? (slash ? dir : ".") : "", inc ? ", also when it starts with /)" : "");
     }
     check_int_literals(path, slash ? dir : NULL, 0);
     walk(c, config_root_setting(&cf), path);

@@ -331,6 +331,10 @@ static void save_checkpoint(run_ctx *r, int64_t epoch, const char *name)
             snprintf(path, sizeof path, "%s/ckpt-epoch%04lld.h5", r->cfg.run_dir, (long long)old);
             unlink(path);
         }
+        if (strcmp(name, "ckpt-stop.h5")) { /* a stop checkpoint is superseded once LATEST moves on */
+            snprintf(path, sizeof path, "%s/ckpt-stop.h5", r->cfg.run_dir);
+            unlink(path);
+        }
     }
     dist_all_ok(1); /* nobody runs ahead of a checkpoint that may have failed */
 }
@@ -678,11 +682,11 @@ static int pretrain(run_ctx *r)
         char a[32], b2[32], c2[32], d2[32], timing[512];
         timing_json(r, secs, G * done, timing, sizeof timing);
         metrics_line(r, "{\"phase\":\"pretrain\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"contrastive_acc\":%s%s%s%s%s,"
-                     "%s,\"world_size\":%d}\n", epoch + 1, (long long)r->step,
+                     "%s,\"world_size\":%d,\"steps\":%zu}\n", epoch + 1, (long long)r->step,
                      jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(2 * G * done) : NAN),
                      GP ? ",\"probe_loss\":" : "", GP ? jnum(c2, pdone ? sums[2] / (double)pdone : NAN) : "",
                      GP ? ",\"probe_acc\":" : "", GP ? jnum(d2, pdone ? sums[3] / (double)(GP * pdone) : NAN) : "",
-                     timing, r->world);
+                     timing, r->world, done);
         if (r->rank == 0)
             printf("pretrain epoch %d/%d: loss %.4f contrastive acc %.3f%s | %.1f img/s, %.1f s\n", epoch + 1,
                    c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(2 * G * done) : 0.0,
@@ -800,9 +804,9 @@ static int classify(run_ctx *r)
         double top1 = eval_now ? evaluate(r, &r->eval, confusion) : NAN;
         char e[32];
         metrics_line(r, "{\"phase\":\"%s\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"train_acc\":%s,\"eval_top1\":%s,"
-                     "%s,\"world_size\":%d}\n", c->phase, epoch + 1, (long long)r->step,
+                     "%s,\"world_size\":%d,\"steps\":%zu}\n", c->phase, epoch + 1, (long long)r->step,
                      jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(G * done) : NAN),
-                     jnum(e, top1), timing, r->world);
+                     jnum(e, top1), timing, r->world, done);
         if (r->rank == 0) {
             char ev[48] = "";
             if (eval_now) snprintf(ev, sizeof ev, " eval top-1 %.2f%%", 100.0 * top1);

@@ -160,7 +160,8 @@ static void test_syntax_error(void **state)
 
 static void test_wrong_types(void **state)
 {
-    expect_config_error(REQUIRED "train = {\n lr = 1;\n};\n", 4, "train.lr");        /* int for float */
+    expect_config_error(REQUIRED "train = {\n lr = 1;\n};\n", 4, "train.lr must be a float (write 1.0, not 1)");
+    expect_config_error(REQUIRED "train = { lr = \"x\"; };\n", 3, "train.lr must be a float\n"); /* no 1.0 hint for a string */
     expect_config_error(REQUIRED "train = { epochs = 2.0; };\n", 3, "train.epochs");  /* float for int */
     expect_config_error("run_dir = \"r\";\ndata = { dir = \"d\";\n  unlabeled_use_train = \"true\"; };\n", 3,
                         "data.unlabeled_use_train"); /* quoted bool */

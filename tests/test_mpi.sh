@@ -226,11 +226,16 @@ if ((rc == 75)) && [[ $(cat "$stop/LATEST" 2>/dev/null) == ckpt-stop.h5 ]]; then
   job "resume=auto after the stop" 2 pretrain "${pre[@]}" --set train.epochs=3 --set "run_dir=$stop"
   grep -q "resumed from $stop/ckpt-stop.h5" "$tmp/resume=auto after the stop.log" && ok "resumed from ckpt-stop.h5" \
     || bad "resumed from ckpt-stop.h5" "$(cat "$tmp/resume=auto after the stop.log")"
+  [[ ! -e $stop/ckpt-stop.h5 && $(cat "$stop/LATEST") == final.h5 ]] && ok "  ... and ckpt-stop.h5 is removed once a later checkpoint exists" \
+    || bad "ckpt-stop.h5 left behind after the resumed run" "$(ls "$stop")"
   if out=$("$py" - "$tmp/straight/metrics.jsonl" "$stop/metrics.jsonl" <<'EOF' 2>&1
 import json, sys
 a, b = ([json.loads(l) for l in open(p) if l.strip()] for p in sys.argv[1:])
 last_a, last_b = a[-1], b[-1]
 assert last_b["epoch"] == 3 and last_b["step"] == last_a["step"] == 45, (last_a, last_b)
+steps = {r["epoch"]: r["steps"] for r in b}  # the resumed epoch 2 reports only its remaining steps
+assert steps[1] == steps[3] == 15 and 0 < steps[2] < 15, steps
+print("  steps per metrics line: %s (epoch 2 resumed mid-way)" % steps)
 rel = abs(last_a["loss"] - last_b["loss"]) / last_a["loss"]
 print("  epoch 3 loss %.6g (straight) vs %.6g (stopped + resumed), rel %.2g" % (last_a["loss"], last_b["loss"], rel))
 sys.exit(0 if rel <= 1e-5 else 1)
