@@ -46,6 +46,8 @@ def run_seed(root, method):
 
 def load_run(root):
     """{'root', 'seed', 'top1': {method: percent}} of one pipeline run root."""
+    if not os.path.isdir(root):
+        die("%s: no such folder (a jobs/pipeline.sh --runs folder)" % root)
     out = {"root": root, "top1": {}}
     seeds = set()
     for m in METHODS:
@@ -110,29 +112,36 @@ def main(argv=None):
                     help="a recipe name and its pipeline run roots (one per seed); repeatable")
     ap.add_argument("--json", help="write the summary here")
     a = ap.parse_args(argv)
+    if a.json and not os.path.isdir(os.path.dirname(os.path.abspath(a.json))):
+        die("--json %s: its folder does not exist" % a.json)
     recipes = []
     for spec in a.recipe:
         if len(spec) < 2:
             die("--recipe %s: give a name and at least one run root" % spec[0])
+        if spec[0] in (n for n, _ in recipes):
+            die("--recipe %s given twice: one --recipe per name, with all its run roots" % spec[0])
         runs = sorted((load_run(r) for r in spec[1:]), key=lambda r: r["seed"])
-        if len({r["seed"] for r in runs}) != len(runs):
-            die("--recipe %s: two run roots with the same seed" % spec[0])
+        for x, y in zip(runs, runs[1:]):
+            if x["seed"] == y["seed"]:
+                die("--recipe %s: %s and %s both ran seed %d" % (spec[0], x["root"], y["root"], x["seed"]))
         recipes.append((spec[0], runs))
     result = {"recipes": {}}
     first_name, first_runs = recipes[0]
     for name, runs in recipes:
         s = summarize(runs)
         print("\n%s (%d seed%s), top-1 %% on the hold-out, final epoch" % (name, len(runs), "s" * (len(runs) > 1)))
-        print("%-8s %10s %14s %11s" % ("seed", "baseline", "linear probe", "fine-tune"))
+        print("%-8s %12s %14s %13s" % ("seed", "baseline", "linear probe", "fine-tune"))
         for r in runs:
-            print("%-8d %10.1f %14.1f %11.1f" % (r["seed"], r["top1"]["baseline"], r["top1"]["linear"],
+            print("%-8d %12.1f %14.1f %13.1f" % (r["seed"], r["top1"]["baseline"], r["top1"]["linear"],
                                                   r["top1"]["finetune"]))
-        print("%-8s %10s %14s %11s" % ("mean", *(fmt(s["methods"][m]["mean"], s["methods"][m]["sd"]) for m in METHODS)))
+        print("%-8s %12s %14s %13s" % ("mean", *(fmt(s["methods"][m]["mean"], s["methods"][m]["sd"]) for m in METHODS)))
         for m in ("finetune", "linear"):
             p = s["paired_vs_baseline"][m]
             print("  %s - baseline, paired: %s" % (LABEL[m], fmt(p["mean"], p["sd"])))
         if name != first_name:
             s["paired_vs_" + first_name] = pa = paired_across(first_runs, runs)
+            if not pa["seeds"]:
+                print("  no seed in common with %s: no paired comparison" % first_name)
             for m, p in pa["methods"].items():
                 print("  %s vs %s over seeds %s: %+.1f%s" % (LABEL[m], first_name, pa["seeds"], p["mean"],
                                                           "" if p["sd"] is None else " +- %.1f" % p["sd"]))

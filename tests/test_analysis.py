@@ -112,7 +112,7 @@ class Seeds(unittest.TestCase):
                 seeds.main(["--recipe", "a", a1, a1c])
             self.assertEqual(e.exception.code, 2)
         self.assertIn("eval.json", err.getvalue())
-        self.assertIn("same seed", err.getvalue())
+        self.assertIn("both ran seed 1", err.getvalue())
 
 
 if __name__ == "__main__":
