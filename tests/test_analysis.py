@@ -103,7 +103,11 @@ class Seeds(unittest.TestCase):
             a1b = fake_root(d, "a1b", 1, {"baseline": 50.0, "linear": 40.0, "finetune": 55.0})
             os.remove(os.path.join(a1b, "linear", "config.resolved.cfg"))
             err = io.StringIO()
-            for argv in (["--recipe", "a", os.path.join(d, "missing")], ["--recipe", "a", a1b], ["--recipe", "a"]):
+            empty = os.path.join(d, "empty")
+            os.makedirs(empty)
+            for argv in (["--recipe", "a", os.path.join(d, "missing")], ["--recipe", "a", a1b], ["--recipe", "a"],
+                         ["--recipe", "a", empty], ["--recipe", "a", a1, "--recipe", "a", a1],
+                         ["--recipe", "a", a1, "--json", os.path.join(d, "nope", "x.json")]):
                 with self.assertRaises(SystemExit) as e, contextlib.redirect_stderr(err):
                     seeds.main(argv)
                 self.assertEqual(e.exception.code, 2, argv)
@@ -111,7 +115,8 @@ class Seeds(unittest.TestCase):
             with self.assertRaises(SystemExit) as e, contextlib.redirect_stderr(err):
                 seeds.main(["--recipe", "a", a1, a1c])
             self.assertEqual(e.exception.code, 2)
-        self.assertIn("eval.json", err.getvalue())
+        for text in ("no such folder", "empty/eval-baseline/eval.json", "given twice", "its folder does not exist"):
+            self.assertIn(text, err.getvalue())
         self.assertIn("both ran seed 1", err.getvalue())
 
 
