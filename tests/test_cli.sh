@@ -194,6 +194,23 @@ expect "label_efficiency.sh with a finetune checkpoint as --encoder: exit 6" 6 -
   jobs/label_efficiency.sh --encoder "$ft/final.h5" --data "$data" --runs "$tmp/le-ft" --np 2 --budgets 2 --seeds 1 --phases linear "${le_set[@]}"
 [[ ! -e $tmp/le-ft/lpc2-seed1/linear ]] && ok "  ... and its run is removed" || bad "run with a finetune encoder left behind" "$(ls -R "$tmp/le-ft")"
 
+# ---- recipe study (jobs/recipes.sh + analysis/seeds.py) ----------------------------------
+rs=(jobs/recipes.sh --data "$data" --runs "$tmp/rs" --np 2 --seeds 1 --recipe plain --recipe bn:model.batchnorm=true)
+rs_set=(--set data.eval_per_class=5 --set run.threads=1 --set model.width=8 --set model.embed_dim=16
+        --set model.proj_dim=16 --set train.epochs=1 --set train.batch=40 --set pretrain.probe_batch=0)
+expect "recipes.sh: 2 recipes x 1 seed, the pipeline each, paired table" 0 -m "bn (1 seed)" \
+  -m "fine-tune vs plain over seeds [1]" -m "wrote $tmp/rs/recipes.json" -- "${rs[@]}" "${rs_set[@]}"
+if "${PYTHON:-/usr/bin/python3}" -c "import json,sys; r=json.load(open(sys.argv[1]))['recipes']; assert set(r)=={'plain','bn'} and r['bn']['paired_vs_plain']['seeds']==[1], r" "$tmp/rs/recipes.json" 2>"$tmp/rs.check" \
+   && grep -q "batchnorm = true;" "$tmp/rs/bn/seed1/pretrain/config.resolved.cfg" \
+   && grep -q "batchnorm = false;" "$tmp/rs/plain/seed1/finetune/config.resolved.cfg"; then
+  ok "recipes.json pairs bn with plain; each recipe's settings reached its phases"
+else
+  bad "recipes.json / recipe settings" "$(cat "$tmp/rs.check")"
+fi
+expect "recipes.sh rerun: finished runs skipped" 0 -m "skip $tmp/rs/bn/seed1 (finished)" -- "${rs[@]}" "${rs_set[@]}"
+expect "recipes.sh rerun with other settings: exit 3" 3 -m "other settings" -- "${rs[@]}" "${rs_set[@]}" --set train.lr=0.002
+expect "recipes.sh with a malformed recipe: exit 2" 2 -m "key=value" -- jobs/recipes.sh --data "$data" --recipe "x:model.batchnorm"
+
 # ---- hostile inputs (issue 5; docs/ERRORS.md) -------------------------------------------
 expect "data.dir is a regular file: exit 4 naming it" 4 -m "$tmp/a-file/train_X.bin" -m "Not a directory" -- \
   "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set "data.dir=$tmp/a-file" --set "run_dir=$tmp/r-dirfile"
