@@ -816,18 +816,9 @@ static void model_torch_case(const char *pre, int bn)
     encoder_forward(&m, n);
     head_forward(&m, n);
     classifier_forward(&m, n);
-    snprintf(fname, sizeof fname, "%s_embed", pre);
-    float *te = torchref_read(fname, n * E);
-    snprintf(fname, sizeof fname, "%s_proj", pre);
-    float *tp = torchref_read(fname, n * P);
-    snprintf(fname, sizeof fname, "%s_logits", pre);
-    float *tl = torchref_read(fname, n * C);
-    assert_close(m.embed, te, n * E, 1e-4, "model embed (encoder) vs torch");
-    assert_close(m.proj, tp, n * P, 1e-4, "model proj (head) vs torch");
-    assert_close(m.logits, tl, n * C, 1e-4, "model logits (classifier) vs torch");
-    free(te);
-    free(tp);
-    free(tl);
+    against_ref(m.embed, pre, "_embed", n * E, 1e-4, "model embed (encoder) vs torch");
+    against_ref(m.proj, pre, "_proj", n * P, 1e-4, "model proj (head) vs torch");
+    against_ref(m.logits, pre, "_logits", n * C, 1e-4, "model logits (classifier) vs torch");
     for (int i = 0; i < m.nbuffers; i++) { /* BatchNorm running statistics after one step */
         snprintf(fname, sizeof fname, "%s_running_%s%d", pre, i % 2 ? "var" : "mean", i / 2);
         float *tr = torchref_read(fname, m.buffer[i].size);
