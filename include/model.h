@@ -62,10 +62,8 @@ typedef struct {
     param_tensor buffer[2 * MODEL_MAX_CONV];
     size_t nbuffer_floats;
     float *buffers;
-    /* BatchNorm mode: train != 0 normalises with batch statistics (summed over ranks by
-     * bn_reduce) and updates the running ones; 0 uses the running ones (set by phases) */
-    int train;
-    bn_reduce reduce;
+    int trained;      /* the last encoder_forward ran in training mode (checked by the backward) */
+    bn_reduce reduce; /* sums BatchNorm statistics over ranks (NULL fn: this process only) */
     size_t max_batch;
     /* activations for up to max_batch images: act[0] is the input (3, n, S, S) CNHW,
      * act[i] the output of conv i-1 (CNHW); dact[i] its gradient (i >= 1) */
@@ -104,12 +102,13 @@ const param_tensor *model_find(const model *m, const char *name);
 void model_zero_grad(model *m, int g0, int g1);
 
 /* Encoder on n <= max_batch images in act[0] (3, n, S, S) CNHW -> embed (n, embed_dim).
- * With batchnorm and m->train set, the BatchNorm statistics are those of the n images
+ * BatchNorm (with batchnorm): train != 0 normalises with the statistics of the n images
  * here plus, through m->reduce, the other ranks' images of the same call (every rank must
- * then call it: it is a collective), and the running statistics are updated. */
-void encoder_forward(model *m, size_t n);
+ * then call it: it is a collective) and updates the running statistics; train == 0 uses
+ * the running statistics (no communication). Without batchnorm train has no effect. */
+void encoder_forward(model *m, size_t n, int train);
 /* Backward from dembed (n, embed_dim) of the last encoder_forward, which must have run
- * with m->train set when batchnorm is on (a collective then, like the forward);
+ * in training mode when batchnorm is on (a collective then, like the forward);
  * accumulates encoder gradients (clobbers dembed). */
 void encoder_backward(model *m, size_t n);
 

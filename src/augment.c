@@ -45,9 +45,9 @@ void gaussian_blur_plane(float *p, int h, int w, int k, float sigma, float *tmp)
     const int r = (k - 1) / 2;
     CHECK(k % 2 == 1 && k <= 2 * AUG_MAX_SIDE && r < h && r < w && sigma > 0.0f);
     float wt[2 * AUG_MAX_SIDE];
-    double norm = 0.0;
-    for (int i = -r; i <= r; i++) norm += exp(-0.5 * ((double)i / sigma) * ((double)i / sigma));
-    for (int i = -r; i <= r; i++) wt[i + r] = (float)(exp(-0.5 * ((double)i / sigma) * ((double)i / sigma)) / norm);
+    double g[2 * AUG_MAX_SIDE], norm = 0.0;
+    for (int i = -r; i <= r; i++) norm += g[i + r] = exp(-0.5 * ((double)i / sigma) * ((double)i / sigma));
+    for (int i = 0; i < k; i++) wt[i] = (float)(g[i] / norm);
     for (int y = 0; y < h; y++) { /* rows: tmp = the padded row */
         float *row = p + (size_t)y * w;
         for (int j = -r; j < w + r; j++) tmp[j + r] = row[reflect_index(j, w)];

@@ -116,6 +116,12 @@ void conv_forward(const conv_geom *g, const float *x, const float *w, const floa
     }
 }
 
+/* The 8 lanes of a vectorised float reduction, added pairwise. */
+static double lanes_sum(const float *l)
+{
+    return (double)(((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])));
+}
+
 void conv_backward(const conv_geom *g, const float *x, const float *w, const float *y,
                    float *dy, float *dw, float *db, float *dx, size_t n, float *ws,
                    size_t ws_floats)
@@ -143,7 +149,7 @@ void conv_backward(const conv_geom *g, const float *x, const float *w, const flo
                 if (yc) d[i] = yc[i] > 0.0f ? d[i] : 0.0f;
                 lane[0] += d[i];
             }
-            s += (double)(((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7])));
+            s += lanes_sum(lane);
         }
         if (db) db[co] += (float)s;
     }
@@ -260,12 +266,6 @@ void dense_backward_ref(const float *x, const float *w, const float *dy, float *
 
 #define BN_BLOCK 4096 /* floats summed in float lanes before adding to a double */
 
-/* The 8 lanes of a vectorised float reduction, added pairwise. */
-static double lanes_sum(const float *l)
-{
-    return (double)(((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])));
-}
-
 static void bn_sum(double *sums, size_t n, const bn_reduce *reduce)
 {
     if (reduce && reduce->fn) reduce->fn(sums, n, reduce->ctx);
@@ -276,8 +276,8 @@ void batchnorm_forward(const float *x, float *y, size_t c, size_t len, const flo
                        float *run_var, int train, int relu, double *sums, const bn_reduce *reduce)
 {
     if (train) {
-        /* per-channel sum and sum of squares in double (a channel holds up to ~10^6
-         * values), summed over ranks with the global count in sums[2c] */
+        /* per-channel sums (float lanes per block, blocks in double: a channel holds up
+         * to ~10^6 values), summed over ranks with the global count in sums[2c] */
         for (size_t ci = 0; ci < c; ci++) {
             /* sums of x - K and (x - K)^2 with K = the running mean, the same number on every
              * rank and close to the batch mean after a few steps: no cancellation in the

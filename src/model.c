@@ -8,10 +8,9 @@
 
 #include "common.h"
 
-static void add_tensor(model *m, const char *name, int group, int ndim, const int64_t *shape)
+/* Describes tensor t, placed at *total floats into its buffer; advances *total. */
+static void fill_tensor(param_tensor *t, const char *name, int group, int ndim, const int64_t *shape, size_t *total)
 {
-    CHECK(m->ntensors < MODEL_MAX_TENSORS);
-    param_tensor *t = &m->tensor[m->ntensors++];
     snprintf(t->name, sizeof t->name, "%s", name);
     t->group = group;
     t->ndim = ndim;
@@ -20,8 +19,14 @@ static void add_tensor(model *m, const char *name, int group, int ndim, const in
         t->shape[i] = shape[i];
         t->size *= (size_t)shape[i];
     }
-    t->offset = m->nparams;
-    m->nparams += t->size;
+    t->offset = *total;
+    *total += t->size;
+}
+
+static void add_tensor(model *m, const char *name, int group, int ndim, const int64_t *shape)
+{
+    CHECK(m->ntensors < MODEL_MAX_TENSORS);
+    fill_tensor(&m->tensor[m->ntensors++], name, group, ndim, shape, &m->nparams);
 }
 
 static void add_dense(model *m, const char *prefix, int group, int64_t in, int64_t out)
@@ -82,14 +87,9 @@ void model_init(model *m, const model_cfg *cfg, size_t max_batch, size_t ws_floa
     m->group_begin[NGROUPS] = m->nparams;
     for (int i = 0; cfg->batchnorm && i < cfg->conv_layers; i++)
         for (int k = 0; k < 2; k++) {
-            param_tensor *t = &m->buffer[m->nbuffers++];
-            snprintf(t->name, sizeof t->name, "encoder.bn%d.%s", i, k ? "running_var" : "running_mean");
-            t->group = GROUP_ENCODER;
-            t->ndim = 1;
-            t->shape[0] = cfg->width;
-            t->size = (size_t)cfg->width;
-            t->offset = m->nbuffer_floats;
-            m->nbuffer_floats += t->size;
+            char name[48];
+            snprintf(name, sizeof name, "encoder.bn%d.%s", i, k ? "running_var" : "running_mean");
+            fill_tensor(&m->buffer[m->nbuffers++], name, GROUP_ENCODER, 1, (int64_t[]){cfg->width}, &m->nbuffer_floats);
         }
 
     m->params = xcalloc(m->nparams, sizeof(float), "parameters");
@@ -97,7 +97,6 @@ void model_init(model *m, const model_cfg *cfg, size_t max_batch, size_t ws_floa
     m->adam_m = xcalloc(m->nparams, sizeof(float), "Adam first moments");
     m->adam_v = xcalloc(m->nparams, sizeof(float), "Adam second moments");
     m->buffers = xcalloc(m->nbuffer_floats + 1, sizeof(float), "BatchNorm running statistics");
-    m->train = 1;
 
     m->max_batch = max_batch;
     size_t n = max_batch;
@@ -191,8 +190,9 @@ void model_zero_grad(model *m, int g0, int g1)
 #define W(m, buf, t) ((buf) + (m)->tensor[t].offset)
 #define OPT(m, buf, t) ((t) < 0 ? NULL : W(m, buf, t))
 
-void encoder_forward(model *m, size_t n)
+void encoder_forward(model *m, size_t n, int train)
 {
+    m->trained = train;
     CHECK(n <= m->max_batch);
     const int L = m->cfg.conv_layers;
     for (int i = 0; i < L; i++) {
@@ -204,7 +204,7 @@ void encoder_forward(model *m, size_t n)
         float *run = m->buffers + m->buffer[2 * i].offset;
         batchnorm_forward(m->pre[i + 1], m->act[i + 1], (size_t)g->cout, n * g->hout * g->wout,
                           W(m, m->params, bn), W(m, m->params, bn + 1), m->bn_mean[i], m->bn_invstd[i],
-                          run, run + g->cout, m->train, 1, m->bn_sums, &m->reduce);
+                          run, run + g->cout, train, 1, m->bn_sums, &m->reduce);
     }
     const conv_geom *g = &m->conv[L - 1];
     cnhw_to_flat(m->act[L], m->flat, (size_t)g->cout, n, (size_t)g->hout * g->wout);
@@ -215,7 +215,7 @@ void encoder_forward(model *m, size_t n)
 void encoder_backward(model *m, size_t n)
 {
     const int L = m->cfg.conv_layers;
-    CHECK(m->train || !m->cfg.batchnorm);
+    CHECK(m->trained || !m->cfg.batchnorm);
     dense_backward(m->flat, W(m, m->params, m->t_fc), m->embed, m->dembed, W(m, m->grads, m->t_fc),
                    W(m, m->grads, m->t_fc + 1), m->dflat, n, m->flat_dim, (size_t)m->cfg.embed_dim);
     const conv_geom *g = &m->conv[L - 1];

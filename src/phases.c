@@ -278,11 +278,8 @@ static size_t forward_chunk(run_ctx *r, const dataset *d, size_t begin, size_t c
     size_t nb = count - off < chunk ? count - off : chunk;
     for (size_t j = 0; j < nb; j++) idx[j] = (int64_t)(begin + off + j);
     load_views(r, d, idx, nb, nb, 0, NULL, 0, 1);
-    const int train = r->m.train;
-    r->m.train = 0; /* BatchNorm: running statistics (not a collective: ranks' chunk counts differ) */
-    encoder_forward(&r->m, nb);
+    encoder_forward(&r->m, nb, 0); /* BatchNorm: running statistics (ranks' chunk counts differ) */
     classifier_forward(&r->m, nb);
-    r->m.train = train;
     return nb;
 }
 
@@ -633,7 +630,7 @@ static int pretrain(run_ctx *r)
             size_t b, n;
             const int64_t *idx = local_slice(r, perm, s, G, &n, &b);
             load_views(r, &r->unlabeled, idx, n, 2 * n, 0, aug, (uint64_t)epoch, 2);
-            encoder_forward(m, 2 * n);
+            encoder_forward(m, 2 * n, 1);
             head_forward(m, 2 * n);
             l2norm_forward(m->proj, zn, norm, 2 * n, D);
             size_t correct = 0;
@@ -659,9 +656,7 @@ static int pretrain(run_ctx *r)
                 size_t pb, pn;
                 const int64_t *pidx = local_slice(r, pperm, ps, GP, &pn, &pb);
                 load_views(r, &r->train, pidx, pn, pn, 0, &c->aug_classification, pepoch + (1ull << 32), 1);
-                m->train = 0; /* frozen encoder: BatchNorm uses its running statistics */
-                encoder_forward(m, pn);
-                m->train = 1;
+                encoder_forward(m, pn, 0); /* frozen encoder: BatchNorm's running statistics */
                 classifier_forward(m, pn);
                 for (size_t j = 0; j < pn; j++) plab[j] = r->train.label[pidx[j]];
                 size_t pc = 0;
@@ -758,7 +753,6 @@ static int classify(run_ctx *r)
     int64_t *confusion = xcalloc(C * C, sizeof *confusion, "confusion");
     int32_t *lab = xcalloc(m->max_batch, sizeof *lab, "labels");
     float *target = distill ? xcalloc(m->max_batch * C, sizeof *target, "soft targets") : NULL;
-    m->train = train_encoder; /* linear probe: BatchNorm frozen too (running statistics) */
     if (r->rank == 0)
         printf("%s: %zu %s images, global batch %zu on %d ranks, %zu steps/epoch, %s; eval: %s\n", c->phase, N,
                distill ? "teacher-labelled" : "labeled", G, r->world, spe,
@@ -775,7 +769,7 @@ static int classify(run_ctx *r)
             for (size_t j = 0; j < n; j++)
                 if (distill) memcpy(target + j * C, soft + (size_t)idx[j] * C, C * sizeof *target);
                 else lab[j] = d->label[idx[j]];
-            encoder_forward(m, n);
+            encoder_forward(m, n, train_encoder); /* linear probe: BatchNorm frozen too */
             classifier_forward(m, n);
             size_t correct = 0; /* distill: agreement with the teacher's argmax */
             double loss = distill ? softmax_xent_soft(m->logits, target, n, C, (float)c->distill.temperature,

@@ -129,7 +129,7 @@ static void model_step_case(int batchnorm)
         }
     float zn[2 * G * 6], norm[2 * G], dzn[2 * G * 6] = {0}, ws[2 * G * 2 * G];
     /* one process, the whole batch */
-    encoder_forward(&one, V);
+    encoder_forward(&one, V, 1);
     head_forward(&one, V);
     l2norm_forward(one.proj, zn, norm, V, P);
     double ref = ntxent_rows(zn, V, P, x.partner, 0, V, TAU, 1.0f / (float)V, dzn, NULL, ws) / (double)V;
@@ -138,7 +138,7 @@ static void model_step_case(int batchnorm)
     head_backward(&one, V);
     encoder_backward(&one, V);
     /* sharded */
-    encoder_forward(&part, nl);
+    encoder_forward(&part, nl, 1);
     head_forward(&part, nl);
     l2norm_forward(part.proj, zn, norm, nl, P);
     size_t c;

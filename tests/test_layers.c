@@ -813,7 +813,7 @@ static void model_torch_case(const char *pre, int bn)
     float *x = torchref_read(fname, 3 * n * S * S);
     memcpy(m.act[0], x, 3 * n * S * S * sizeof *x);
     free(x);
-    encoder_forward(&m, n);
+    encoder_forward(&m, n, 1);
     head_forward(&m, n);
     classifier_forward(&m, n);
     against_ref(m.embed, pre, "_embed", n * E, 1e-4, "model embed (encoder) vs torch");
