@@ -101,6 +101,13 @@ def step(p, b, L, t_img, algos=None):
     return r
 
 
+def own_cost(m):
+    """The collectives' own cost per step of a measured run: transfer_s (the slowest rank's
+    time in collectives, scaling.py from comm_min_s) where recorded, else comm_s (the maximum
+    over ranks, which also holds waiting for slower ranks)."""
+    return m["transfer_s"] if m.get("transfer_s") is not None else m["comm_s"]
+
+
 def fit(points, t_img):
     """Least squares of measured comm s per step = A alpha + B beta + C over single-node points
     (A, B, C by differences, the algorithms frozen as chosen with the default parameters)."""
@@ -110,7 +117,7 @@ def fit(points, t_img):
         algos = step(p, b, Link(NETS["shm"], ppn), t_img)["algorithms"]
         t = lambda a, bw: step(p, b, Link(NETS["shm"], ppn, shm=(a, bw)), t_img, algos)["comm_s"]  # noqa: E731
         c0 = t(0.0, math.inf)
-        rows.append((t(1.0, math.inf) - c0, t(0.0, 1.0) - c0, m["comm_s"] - c0))
+        rows.append((t(1.0, math.inf) - c0, t(0.0, 1.0) - c0, own_cost(m) - c0))
     s = [[sum(r[i] * r[j] for r in rows) for j in range(3)] for i in range(2)]
     det = s[0][0] * s[1][1] - s[0][1] ** 2
     if det > 0:
@@ -138,7 +145,11 @@ def check(path, compute_s):
                   " (ALL OVERSUBSCRIBED)" if good is runs and runs[0].get("oversubscribed") else "",
                   alpha * 1e6, "%.2f GB/s" % (fitted[1] / 1e9) if beta > 0 else "beta 0"))
     kinds = ("allgather", "reduce_scatter", "allreduce", "other", "comm")
-    print("%-6s %5s %6s" % ("mode", "ranks", "G") + "".join(" %17s" % k for k in kinds) + " %9s" % "fit")
+    if all(r.get("transfer_s") is not None for r in runs):
+        print("Fitted to the collectives' own cost (the slowest rank's time in collectives); the per-kind "
+              "columns and 'comm' are maxima over ranks and include waiting for slower ranks ('wait').")
+    print("%-6s %5s %6s" % ("mode", "ranks", "G") + "".join(" %17s" % k for k in kinds)
+          + " %17s %9s %9s" % ("own cost", "wait", "fit"))
     out = []
     for r in runs:
         p, b = r["ranks"], r["global_batch"] / r["ranks"]
@@ -146,9 +157,13 @@ def check(path, compute_s):
         f = step(p, b, Link(NETS["shm"], p, shm=fitted), t_img, d["algorithms"])
         meas = {k: r[k + "_s" if k != "other" else "other_comm_s"] for k in kinds}
         cells = "".join(" %8.3f/%8.3f" % (1e3 * meas[k], 1e3 * d[k + "_s"]) for k in kinds)
-        print("%-6s %5d %6d%s %9.3f%s" % (r["mode"], r["ranks"], r["global_batch"], cells, 1e3 * f["comm_s"],
-                                          "  oversubscribed" if r.get("oversubscribed") else ""))
+        own, wait = own_cost(r), r.get("wait_s")
+        print("%-6s %5d %6d%s %8.3f/%8.3f %9s %9.3f%s" % (
+            r["mode"], r["ranks"], r["global_batch"], cells, 1e3 * own, 1e3 * d["comm_s"],
+            "-" if wait is None else "%.3f" % (1e3 * wait), 1e3 * f["comm_s"],
+            "  oversubscribed" if r.get("oversubscribed") else ""))
         out.append({"mode": r["mode"], "ranks": r["ranks"], "global_batch": r["global_batch"], "measured": meas,
+                    "measured_own_cost_s": own, "measured_wait_s": wait,
                     "model": {k: d[k + "_s"] for k in kinds}, "model_fit_comm_s": f["comm_s"]})
     print("(ms per step, measured/model; 'fit': the total with the fitted alpha and bandwidth)\n")
     return {"t_img_s": t_img, "fit_alpha_s": alpha, "fit_bandwidth_Bps": fitted[1], "points": out}, t_img

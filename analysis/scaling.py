@@ -79,6 +79,15 @@ def measure(out, row):
          "host": row.get("host", ""), "cores": int(row["cores"]) if row.get("cores") else None, "dir": row["dir"],
          "cpu_busy_before": float(row["cpu_busy_before"]) if row.get("cpu_busy_before") else None}
     m["other_comm_s"] = max(0.0, comm - sum(m[k] for k in KINDS))
+    # comm_min_s (minimum over ranks; absent before 2026-11-30): the slowest rank's time in
+    # collectives = their own cost; the rest of comm_s is waiting for slower ranks.
+    if all("comm_min_s" in r for r in used):
+        m["transfer_s"] = tot("comm_min_s") / steps
+        m["wait_s"] = max(0.0, comm - m["transfer_s"])
+        m["transfer_share"] = m["transfer_s"] / step
+        m["wait_share"] = m["wait_s"] / step
+    else:
+        m["transfer_s"] = m["wait_s"] = m["transfer_share"] = m["wait_share"] = None
     m["oversubscribed"] = bool(m["cores"] and ranks * m["threads"] > m["cores"])
     return m, None
 
@@ -106,6 +115,7 @@ def targets(runs):
             continue
         r = at[0]
         t = {"comm_share": r["comm_share"], "comm_ok": r["comm_share"] <= TARGET_COMM,
+             "transfer_share": r["transfer_share"], "wait_share": r["wait_share"],
              "oversubscribed": r["oversubscribed"], "base_ranks": r["base_ranks"]}
         if mode == "weak":
             t["efficiency"] = r["efficiency"]
@@ -119,7 +129,7 @@ COLS = [("mode", "mode", "%s"), ("ranks", "ranks", "%d"), ("threads", "thr", "%d
         ("step_s", "step s", "%.4f"), ("compute_s", "compute s", "%.4f"), ("data_s", "data s", "%.4f"),
         ("allgather_s", "allgather s", "%.5f"), ("reduce_scatter_s", "red-scat s", "%.5f"),
         ("allreduce_s", "allreduce s", "%.5f"), ("other_comm_s", "other s", "%.5f"),
-        ("comm_share", "comm %", "%.1f%%")]
+        ("comm_share", "comm %", "%.1f%%"), ("transfer_share", "xfer %", "%.1f%%"), ("wait_share", "wait %", "%.1f%%")]
 
 
 def table(runs):
@@ -127,6 +137,9 @@ def table(runs):
     for r in runs:
         row = []
         for k, _, f in COLS:
+            if r[k] is None:
+                row.append("-")
+                continue
             v = r[k] * 100 if f.endswith("%%") else r[k]
             row.append(f % v)
         row.append("OVERSUBSCRIBED" if r["oversubscribed"] else "")
@@ -157,6 +170,9 @@ def plot(runs, path, busy_note=False):
         ax[0].plot(p, ideal, ":", color=color, label=mode + " ideal")
         ax[1].plot(p, [100 * r["efficiency"] for r in rs], "o-", color=color, label=mode)
         ax[2].plot(p, [100 * r["comm_share"] for r in rs], "o-", color=color, label=mode + ": all comm")
+        if all(r["transfer_share"] is not None for r in rs):
+            ax[2].plot(p, [100 * r["transfer_share"] for r in rs], "s-", color=color, mfc="none",
+                       label=mode + ": collectives' own cost (slowest rank)")
         for k, st in zip(KINDS, ("--", "-.", ":")):
             ax[2].plot(p, [100 * r[k] / r["step_s"] for r in rs], st, color=color, alpha=0.6,
                        label="%s: %s" % (mode, k[:-2].replace("_", "-")))
@@ -223,6 +239,9 @@ def main():
         if "efficiency" in t:
             msg += "; efficiency %.1f%% (>= %d%%: %s)" % (100 * t["efficiency"], 100 * TARGET_EFF,
                                                          "met" if t["efficiency_ok"] else "NOT met")
+        if t["transfer_share"] is not None:
+            msg += "; of it, collectives' own cost %.1f%%, waiting for slower ranks %.1f%%" % (
+                100 * t["transfer_share"], 100 * t["wait_share"])
         if t["oversubscribed"]:
             msg += " [OVERSUBSCRIBED: not a valid scaling point]"
         print(msg)

@@ -1,6 +1,7 @@
-"""Unit tests of analysis/label_efficiency.py and analysis/seeds.py (python unittest; run by
-tests/test_cli.sh): the log-interpolated "baseline labels for the same top-1", the paired
-differences and the summary statistics, on hand-made numbers and run folders."""
+"""Unit tests of analysis/label_efficiency.py, analysis/seeds.py and analysis/scaling.py
+(python unittest; run by tests/test_cli.sh): the log-interpolated "baseline labels for the
+same top-1", the paired differences and the summary statistics, the split of collective time
+into own cost and waiting, on hand-made numbers and run folders."""
 import contextlib
 import io
 import json
@@ -12,11 +13,49 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "analysis"))
 import label_efficiency as le  # noqa: E402
+import scaling  # noqa: E402
 import seeds  # noqa: E402
 
 
 def row(budget, method, mean):
     return {"labels_per_class": budget, "method": method, "mean": mean}
+
+
+class ScalingSplit(unittest.TestCase):
+    """measure(): per-step comm over epochs 2..E; comm_min_s (minimum over ranks) is the
+    collectives' own cost, the rest of comm_s waiting; runs without it give None."""
+
+    def run_dir(self, tmp, with_min):
+        d = os.path.join(tmp, "weak-p4-t1")
+        os.makedirs(d)
+        with open(os.path.join(d, "metrics.jsonl"), "w") as f:
+            for epoch, (secs, comm, cmin) in enumerate(((9.0, 5.0, 4.0), (4.0, 1.0, 0.2), (4.0, 1.4, 0.2)), 1):
+                rec = {"phase": "pretrain", "epoch": epoch, "step": 4 * epoch, "images_per_s": 128 * 4 / secs,
+                       "seconds": secs, "data_s": 0.1, "comm_s": comm, "allgather_s": comm / 2,
+                       "reduce_scatter_s": 0.0, "allreduce_s": comm / 2, "world_size": 4}
+                if with_min:
+                    rec["comm_min_s"] = cmin
+                f.write(json.dumps(rec) + "\n")
+        return {"mode": "weak", "ranks": "4", "threads": "1", "batch": "128", "dir": "weak-p4-t1", "status": "ok",
+                "cores": "16", "host": "h"}
+
+    def test_split(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            m, err = scaling.measure(tmp, self.run_dir(tmp, True))
+        self.assertIsNone(err)
+        # epoch 1 skipped: 8 steps in 8 s; comm 2.4 s, own cost 0.4 s, waiting 2.0 s
+        self.assertAlmostEqual(m["step_s"], 1.0)
+        self.assertAlmostEqual(m["comm_s"], 0.3)
+        self.assertAlmostEqual(m["transfer_s"], 0.05)
+        self.assertAlmostEqual(m["wait_s"], 0.25)
+        self.assertAlmostEqual(m["transfer_share"] + m["wait_share"], m["comm_share"])
+
+    def test_older_metrics_without_min(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            m, err = scaling.measure(tmp, self.run_dir(tmp, False))
+        self.assertIsNone(err)
+        self.assertIsNone(m["transfer_s"])
+        self.assertIn("-", scaling.table([dict(m, speedup=1.0, efficiency=1.0)]))
 
 
 class LabelsMatched(unittest.TestCase):

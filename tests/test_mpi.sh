@@ -99,6 +99,15 @@ for np in 1 2 3; do
   grep -q "\"world_size\":$np" "$tmp/pre$np/metrics.jsonl" || { files_ok=0; bad "pre$np: metrics world_size $np"; }
 done
 ((files_ok)) && ok "final.h5, LATEST and world_size written at every rank count"
+# comm_s is the maximum over ranks of the time inside collectives, comm_min_s the minimum:
+# 0 <= comm_min_s <= comm_s, and > 0 with 3 ranks (every step all-gathers).
+if out=$("$py" - "$tmp/pre3/metrics.jsonl" <<'EOF' 2>&1
+import json, sys
+for r in (json.loads(l) for l in open(sys.argv[1]) if l.strip()):
+    assert 0 < r["comm_min_s"] <= r["comm_s"], r
+    print("  epoch %d: comm_s %.4f, comm_min_s %.4f" % (r["epoch"], r["comm_s"], r["comm_min_s"]))
+EOF
+); then ok "metrics: 0 < comm_min_s <= comm_s at 3 ranks"; echo "$out"; else bad "metrics: comm_min_s" "$out"; fi
 
 # The online linear probe (labeled images each step, encoder frozen): 1 epoch, 1 vs 3 ranks
 # (a probe batch of 20 splits 7/7/6).
