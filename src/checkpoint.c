@@ -232,10 +232,21 @@ static void read_tensors(hid_t f, const char *path, const char *group, const par
         char name[128];
         snprintf(name, sizeof name, "%s/%s", group, p->name);
         hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-        if (d < 0)
+        if (d < 0) {
+            /* the encoder's first layer tells which model.batchnorm wrote the file: BatchNorm
+             * weights (true) or a conv bias (false) */
+            int bn = H5Lexists(f, "params/encoder.bn0.weight", H5P_DEFAULT) > 0;
+            int plain = H5Lexists(f, "params/encoder.conv0.bias", H5P_DEFAULT) > 0;
+            int config_bn = 0;
+            for (int i = 0; i < n; i++) config_bn |= strstr(list[i].name, ".bn") != NULL;
             fatal(EXIT_CKPT, "%s: missing tensor %s%s", path, name,
-                  strstr(p->name, ".bn") || strstr(p->name, ".conv") ? " (written with another "
-                  "model.batchnorm setting?)" : "");
+                  bn != plain && bn != config_bn
+                      ? (bn ? " (the checkpoint was written with model.batchnorm = true: set it, e.g. "
+                              "--set model.batchnorm=true)"
+                            : " (the checkpoint was written with model.batchnorm = false: set it, e.g. "
+                              "--set model.batchnorm=false)")
+                      : "");
+        }
         hid_t s = H5Dget_space(d);
         hsize_t dims[8] = {0};
         int nd = H5Sget_simple_extent_ndims(s);

@@ -136,6 +136,41 @@ static const key_spec *find_key(const char *path)
     return NULL;
 }
 
+/* Levenshtein distance of a and b (keys are short: one row of at most 256 + 1 entries). */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[257];
+    if (la > 256 || lb > 256) return (size_t)-1;
+    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            diag = up, row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+/* The message part after "unknown key 'PATH'": the nearest key of the schema when it is
+ * within a third of the name's length (at least 2 edits), e.g. "; did you mean 'train.lr'?". */
+static const char *suggest_key(const char *path, char *buf, size_t n)
+{
+    size_t best = (size_t)-1, limit = strlen(path) / 3 > 2 ? strlen(path) / 3 : 2;
+    const char *near = NULL;
+    for (size_t i = 0; i < NKEYS; i++) {
+        /* a truncated name (augment.contrastive.gray) is one edit from the key it starts */
+        size_t d = strncmp(SCHEMA[i].path, path, strlen(path)) ? edit_distance(path, SCHEMA[i].path) : 1;
+        if (d < best) best = d, near = SCHEMA[i].path;
+    }
+    if (!near || best > limit) return "";
+    snprintf(buf, n, "; did you mean '%s'?", near);
+    return buf;
+}
+
 static const char *type_name(key_type t)
 {
     static const char *names[] = {"an integer", "an integer", "a float", "a boolean (true/false, unquoted)",
@@ -196,7 +231,10 @@ static void walk(config *c, const config_setting_t *s, const char *file_fallback
             continue;
         }
         const key_spec *k = find_key(path);
-        if (!k) fatal(EXIT_CONFIG, "%s: unknown key '%s' (see conf/base.cfg for the keys)", where, path);
+        char hint[300];
+        if (!k)
+            fatal(EXIT_CONFIG, "%s: unknown key '%s'%s (see conf/base.cfg for the keys)", where, path,
+                  suggest_key(path, hint, sizeof hint));
         char *field = (char *)c + k->off;
         int ok = 0;
         double v = 0.0;
@@ -249,7 +287,9 @@ static void apply_set(config *c, const char *arg)
     const key_spec *k = find_key(key);
     char where[300];
     snprintf(where, sizeof where, "--set %s", key);
-    if (!k) fatal(EXIT_CONFIG, "%s: unknown key '%s'", where, key);
+    char hint[300];
+    if (!k) fatal(EXIT_CONFIG, "%s: unknown key '%s'%s (see conf/base.cfg for the keys)", where, key,
+                  suggest_key(key, hint, sizeof hint));
     char *end = NULL;
     errno = 0;
     switch (k->type) {

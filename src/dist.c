@@ -17,7 +17,14 @@ static int g_rank, g_world, g_local;
 static double g_comm[DIST_NOPS]; /* seconds inside collectives, per kind */
 static int *g_ic, *g_disp; /* per-rank counts / displacements, allocated once */
 
-static void abort_hook(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+/* fatal() on any rank ends the whole job (MPI_Abort: every rank exits with code). One rank
+ * alone finalizes instead, so that the error line is not followed by Open MPI's abort banner;
+ * fatal() then exits with code. */
+static void abort_hook(int code)
+{
+    if (g_world == 1) MPI_Finalize();
+    else MPI_Abort(MPI_COMM_WORLD, code);
+}
 
 void dist_init(int *argc, char ***argv)
 {

@@ -522,11 +522,11 @@ static void test_batchnorm_buffers(void **state)
 
     load_args l = {path, TINY, 1u << GROUP_ENCODER, 0}; /* BN checkpoint, plain config */
     expect_exit(do_load, &l, EXIT_CKPT, path, "missing tensor params/encoder.conv0.bias",
-                "model.batchnorm", NULL);
+                "written with model.batchnorm = true", NULL);
     save_tiny(plain, 1, 0);
     l.path = plain, l.cfg = bn; /* plain checkpoint, BatchNorm config */
     expect_exit(do_load, &l, EXIT_CKPT, plain, "missing tensor params/encoder.bn0.weight",
-                "model.batchnorm", NULL);
+                "written with model.batchnorm = false", NULL);
 
     a.buffers[a.buffer[1].offset + 2] = -0.5f; /* running_var of bn0 */
     ckpt_save(path, &a, &meta, 0);

@@ -12,20 +12,25 @@ NAME=cli
 # shellcheck source=tests/lib.sh
 source tests/lib.sh
 
-# expect NAME RC [-m TEXT]... -- CMD...: runs CMD (60 s limit), wants exit status RC and
-# every TEXT (fixed string) in its stdout+stderr.
+# expect NAME RC [-m TEXT]... [-x TEXT]... -- CMD...: runs CMD (60 s limit), wants exit
+# status RC, every -m TEXT (fixed string) in its stdout+stderr and no -x TEXT.
 expect() {
-  local name=$1 want=$2 texts=() out rc t0=$SECONDS missing=
+  local name=$1 want=$2 texts=() absent=() out rc t0=$SECONDS missing= present=
   shift 2
-  while [[ $1 == -m ]]; do texts+=("$2"); shift 2; done
+  while [[ $1 == -m || $1 == -x ]]; do
+    if [[ $1 == -m ]]; then texts+=("$2"); else absent+=("$2"); fi
+    shift 2
+  done
   [[ $1 == -- ]] && shift
   out=$(timeout 60 "$@" 2>&1); rc=$?
   for t in "${texts[@]}"; do grep -qF -- "$t" <<< "$out" || { missing=$t; break; }; done
-  if [[ $rc == "$want" && -z $missing ]]; then
+  for t in "${absent[@]}"; do grep -qF -- "$t" <<< "$out" && { present=$t; break; }; done
+  if [[ $rc == "$want" && -z $missing && -z $present ]]; then
     passed=$((passed + 1)); printf 'ok   %-58s (%ds)\n' "$name" $((SECONDS - t0))
   else
     failed=$((failed + 1))
-    printf 'FAIL %s: exit %s (want %s)%s\n' "$name" "$rc" "$want" "${missing:+; output lacks \"$missing\"}"
+    printf 'FAIL %s: exit %s (want %s)%s%s\n' "$name" "$rc" "$want" "${missing:+; output lacks \"$missing\"}" \
+      "${present:+; output has \"$present\"}"
     printf '     + %s\n' "$*"; sed 's/^/     | /' <<< "$out" | tail -25
   fi
 }
@@ -69,7 +74,11 @@ tiny=(--set "data.dir=$data" --set data.eval_per_class=5 --set run.threads=1 --s
 # ---- config errors ------------------------------------------------------------------
 expect "missing config file: exit 3 naming it" 3 -m "$tmp/none.cfg" -- "${np1[@]}" pretrain "$tmp/none.cfg"
 expect "bad --set value: exit 3 naming the key" 3 -m train.lr -- "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.lr=abc
-expect "unknown --set key: exit 3 naming it" 3 -m train.lrate -- "${np1[@]}" pretrain conf/pretrain.cfg --set train.lrate=0.1
+expect "unknown --set key: exit 3 naming it and the nearest key" 3 -m train.lrate -m "did you mean 'train.lr'?" -- "${np1[@]}" pretrain conf/pretrain.cfg --set train.lrate=0.1
+expect "unknown --set key far from every key: no guess (one rank: no MPI_ABORT banner)" 3 -m "unknown key 'zzz'" \
+  -x "did you mean" -x MPI_ABORT -- "${np1[@]}" pretrain conf/pretrain.cfg --set zzz=1
+expect "truncated --set key: the key it starts" 3 -m "did you mean 'augment.contrastive.grayscale'?" -- \
+  "${np1[@]}" pretrain conf/pretrain.cfg --set augment.contrastive.gray=0.2
 expect "--set without '=': exit 2" 2 -- "${np1[@]}" pretrain conf/pretrain.cfg --set train.lr
 printf 'run_dir = "r";\ndata = { dir = "d"; };\ntrain = { lr = 1; };\n' > "$tmp/int-lr.cfg"
 expect "int where float expected: exit 3 with file:line" 3 -m "$tmp/int-lr.cfg:3" -m train.lr -- "${np1[@]}" pretrain "$tmp/int-lr.cfg"

@@ -180,6 +180,9 @@ static void test_wrong_types(void **state)
 static void test_unknown_keys(void **state)
 {
     expect_config_error(REQUIRED "train = { lr = 0.1; lrate = 0.1; };\n", 3, "train.lrate");
+    /* a near miss names the key meant; a far one gets no guess */
+    expect_config_error(REQUIRED "model = { batch_norm = true; };\n", 3, "did you mean 'model.batchnorm'?");
+    expect_config_error(REQUIRED "train = { lrate = 0.1; };\n", 3, "did you mean 'train.lr'?");
     expect_config_error(REQUIRED "\nbatch = 5;\n", 4, "'batch'");
     expect_config_error(REQUIRED "pretrain = { batch = 64; };\n", 3, "pretrain.batch");
     expect_config_error(REQUIRED "seed = { a = 1; };\n", 3, "seed.a");
