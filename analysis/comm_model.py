@@ -120,7 +120,9 @@ def fit(points, t_img):
         rows.append((t(1.0, math.inf) - c0, t(0.0, 1.0) - c0, own_cost(m) - c0))
     s = [[sum(r[i] * r[j] for r in rows) for j in range(3)] for i in range(2)]
     det = s[0][0] * s[1][1] - s[0][1] ** 2
-    if det > 0:
+    # two parameters need two independent points: a determinant at rounding level (e.g. all
+    # points of one rank count and batch) falls back to the better one-parameter fit
+    if det > 1e-9 * s[0][0] * s[1][1]:
         alpha, beta = (s[1][1] * s[0][2] - s[0][1] * s[1][2]) / det, (s[0][0] * s[1][2] - s[0][1] * s[0][2]) / det
         if alpha >= 0 and beta >= 0:
             return alpha, beta
@@ -131,7 +133,15 @@ def fit(points, t_img):
 
 def check(path, compute_s):
     """Measured vs predicted comm per step, on the one node of the measurement (shared memory)."""
-    allruns = json.load(open(path))["runs"]
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        allruns = doc["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.exit("comm_model.py: %s: not a scaling.json of analysis/scaling.py (%s)" % (path, e))
+    if doc.get("valid") is False:
+        print("WARNING: %s is marked \"valid\": false (the machine was busy, or oversubscribed runs): "
+              "the measured times are not a fair check" % path)
     runs = [r for r in allruns if r["ranks"] > 1]
     base = [r for r in allruns if r["mode"] == "weak" and r["ranks"] == 1]
     t_img = base[0]["compute_s"] / base[0]["per_rank_batch"] if base else compute_s / 32

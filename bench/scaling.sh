@@ -92,6 +92,10 @@ columns=(mode ranks threads batch per_rank steps epochs host cores cpu_busy_befo
   images_per_s step_s comm_share dir)
 [[ -s $tsv ]] || (IFS=$'\t'; echo "${columns[*]}") > "$tsv"
 
+drop_row() {  # drop_row NAME: forget an earlier row of run folder NAME (a rerun into the same --out replaces it)
+  awk -F'\t' -v n="$1" 'NR == 1 || $NF != n' "$tsv" > "$tsv.tmp" && mv "$tsv.tmp" "$tsv"
+}
+
 field() {  # field KEY LINE: a number from a metrics.jsonl line
   sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" <<< "$2"
 }
@@ -106,6 +110,7 @@ run_one() {  # run_one MODE P BATCH
     left=$((deadline - $(date +%s)))
     if ((left < 5)); then
       echo "scaling.sh: $name skipped: time budget spent"
+      drop_row "$name"
       printf '%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\tskipped\t\t\t\t\t%s\n' "$mode" "$p" "$threads" \
         "$g" $(((g + p - 1) / p)) "$steps" "$epochs" "$host" "$cores" "$busy" "$over" "$name" >> "$tsv"
       return 0
@@ -139,6 +144,7 @@ run_one() {  # run_one MODE P BATCH
     step=$(awk -v s="$secs" -v n="$steps" 'BEGIN { printf "%.4f", s / n }')
     share=$(awk -v c="$comm" -v s="$secs" 'BEGIN { printf "%.4f", (s > 0) ? c / s : 0 }')
   fi
+  drop_row "$name"
   printf '%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$p" "$threads" \
     "$g" $(((g + p - 1) / p)) "$steps" "$epochs" "$host" "$cores" "$busy" "$over" "$status" "$wall" "$ips" "$step" \
     "$share" "$name" >> "$tsv"

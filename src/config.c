@@ -155,19 +155,28 @@ static size_t edit_distance(const char *a, const char *b)
     return row[lb];
 }
 
-/* The message part after "unknown key 'PATH'": the nearest key of the schema when it is
- * within a third of the name's length (at least 2 edits), e.g. "; did you mean 'train.lr'?". */
+/* The message part after "unknown key 'PATH'": the nearest keys of the schema, e.g.
+ * "; did you mean 'train.lr'?". Nearest: the same last name in another group
+ * (train.batchnorm -> model.batchnorm) or a key the name starts (augment.contrastive.gray)
+ * count as one edit; otherwise the edit distance, offered within a third of the name's
+ * length (at least 2 edits). Up to 3 keys at the same distance are named. */
 static const char *suggest_key(const char *path, char *buf, size_t n)
 {
-    size_t best = (size_t)-1, limit = strlen(path) / 3 > 2 ? strlen(path) / 3 : 2;
-    const char *near = NULL;
+    size_t best = (size_t)-1, limit = strlen(path) / 3 > 2 ? strlen(path) / 3 : 2, dist[NKEYS];
+    const char *leaf = strrchr(path, '.') ? strrchr(path, '.') + 1 : path;
     for (size_t i = 0; i < NKEYS; i++) {
-        /* a truncated name (augment.contrastive.gray) is one edit from the key it starts */
-        size_t d = strncmp(SCHEMA[i].path, path, strlen(path)) ? edit_distance(path, SCHEMA[i].path) : 1;
-        if (d < best) best = d, near = SCHEMA[i].path;
+        const char *k = SCHEMA[i].path, *kleaf = strrchr(k, '.') ? strrchr(k, '.') + 1 : k;
+        dist[i] = !strcmp(kleaf, leaf) || (strlen(path) >= 3 && !strncmp(k, path, strlen(path))) ? 1
+                                                                                : edit_distance(path, k);
+        if (dist[i] < best) best = dist[i];
     }
-    if (!near || best > limit) return "";
-    snprintf(buf, n, "; did you mean '%s'?", near);
+    if (best > limit) return "";
+    int named = 0;
+    snprintf(buf, n, "; did you mean");
+    for (size_t i = 0; i < NKEYS && named < 3; i++)
+        if (dist[i] == best)
+            snprintf(buf + strlen(buf), n - strlen(buf), "%s'%s'", named++ ? " or " : " ", SCHEMA[i].path);
+    snprintf(buf + strlen(buf), n - strlen(buf), "?");
     return buf;
 }
 
@@ -207,14 +216,24 @@ static void set_string(config *c, const key_spec *k, const char *s, const char *
     memcpy((char *)c + k->off, s, strlen(s) + 1);
 }
 
-static void walk(config *c, const config_setting_t *s, const char *file_fallback)
+/* The file a setting came from, as a path the user can open: libconfig 1.5 names an
+ * @included file as written in the @include line, relative to include_dir. */
+static const char *source_path(const char *file, const char *main_path, const char *include_dir, char *buf, size_t n)
+{
+    if (!file) return main_path;
+    if (file[0] == '/' || !include_dir || !strcmp(file, main_path)) return file;
+    snprintf(buf, n, "%s/%s", include_dir, file);
+    return buf;
+}
+
+static void walk(config *c, const config_setting_t *s, const char *file_fallback, const char *include_dir)
 {
     int n = config_setting_length(s);
     for (int i = 0; i < n; i++) {
         config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-        char path[256], where[PATH_MAX + 32];
-        const char *file = config_setting_source_file(e);
-        snprintf(where, sizeof where, "%s:%d", file ? file : file_fallback, config_setting_source_line(e));
+        char path[256], where[2 * PATH_MAX + 32], full[2 * PATH_MAX];
+        const char *file = source_path(config_setting_source_file(e), file_fallback, include_dir, full, sizeof full);
+        snprintf(where, sizeof where, "%s:%d", file, config_setting_source_line(e));
         /* the full dotted path of e */
         path[0] = 0;
         const config_setting_t *chain[16];
@@ -227,7 +246,7 @@ static void walk(config *c, const config_setting_t *s, const char *file_fallback
         }
         int type = config_setting_type(e);
         if (type == CONFIG_TYPE_GROUP) {
-            walk(c, e, file_fallback);
+            walk(c, e, file_fallback, include_dir);
             continue;
         }
         const key_spec *k = find_key(path);
@@ -430,14 +449,16 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
     char *slash = strrchr(dir, '/');
     if (slash) *slash = 0, config_set_include_dir(&cf, dir);
     if (config_read_file(&cf, path) != CONFIG_TRUE) {
-        const char *f = config_error_file(&cf), *text = config_error_text(&cf);
+        char full[2 * PATH_MAX];
+        const char *f = source_path(config_error_file(&cf), path, slash ? dir : NULL, full, sizeof full);
+        const char *text = config_error_text(&cf);
         int inc = text && strstr(text, "include") != NULL;
-        fatal(EXIT_CONFIG, "%s:%d: %s%s%s%s", f ? f : path, config_error_line(&cf), text,
+        fatal(EXIT_CONFIG, "%s:%d: %s%s%s%s", f, config_error_line(&cf), text,
               inc ? " (libconfig 1.5 opens an @include path relative to the folder of the main config, " : "",
               inc ? (slash ? dir : ".") : "", inc ? ", also when it starts with /)" : "");
     }
     check_int_literals(path, slash ? dir : NULL, 0);
-    walk(c, config_root_setting(&cf), path);
+    walk(c, config_root_setting(&cf), path, slash ? dir : NULL);
     config_destroy(&cf);
     c_locale_enter();
     for (int i = 0; i < nsets; i++) apply_set(c, sets[i]);
@@ -483,7 +504,7 @@ int config_text_differs(const char *text, const config *c, const char *key, char
     if (config_read_string(&cf, text) != CONFIG_TRUE)
         fatal(EXIT_CKPT, "the configuration stored in the checkpoint does not parse (line %d: %s)",
               config_error_line(&cf), config_error_text(&cf));
-    walk(&o, config_root_setting(&cf), "the configuration stored in the checkpoint");
+    walk(&o, config_root_setting(&cf), "the configuration stored in the checkpoint", NULL);
     config_destroy(&cf);
     field_text(&o, k, was, n);
     field_text(c, k, now, n);

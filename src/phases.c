@@ -622,8 +622,8 @@ static int pretrain(run_ctx *r)
     try_resume(r, spe);
     start_outputs(r);
     if (r->rank == 0)
-        printf("pretrain: %zu unlabeled images, global batch %zu (%zu views, %zu per rank on %d ranks), "
-               "%zu steps/epoch, temperature %g%s\n", N, G, 2 * G, 2 * ln, r->world, spe, c->pretrain.temperature,
+        printf("pretrain: %zu unlabeled images, global batch %zu (%zu views, %zu per rank on %d rank%s), "
+               "%zu steps/epoch, temperature %g%s\n", N, G, 2 * G, 2 * ln, r->world, r->world == 1 ? "" : "s", spe, c->pretrain.temperature,
                GP ? ", online linear probe on" : "");
     for (int epoch = r->start_epoch; epoch < c->train.epochs; epoch++) {
         progress pg;
@@ -758,8 +758,8 @@ static int classify(run_ctx *r)
     int32_t *lab = xcalloc(m->max_batch, sizeof *lab, "labels");
     float *target = distill ? xcalloc(m->max_batch * C, sizeof *target, "soft targets") : NULL;
     if (r->rank == 0)
-        printf("%s: %zu %s images, global batch %zu on %d ranks, %zu steps/epoch, %s; eval: %s\n", c->phase, N,
-               distill ? "teacher-labelled" : "labeled", G, r->world, spe,
+        printf("%s: %zu %s images, global batch %zu on %d rank%s, %zu steps/epoch, %s; eval: %s\n", c->phase, N,
+               distill ? "teacher-labelled" : "labeled", G, r->world, r->world == 1 ? "" : "s", spe,
                train_encoder ? "encoder trained" : "encoder frozen", r->eval_desc);
     for (int epoch = r->start_epoch; epoch < c->train.epochs; epoch++) {
         progress pg;
@@ -962,8 +962,8 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     dist_bcast(r.m.buffers, r.m.nbuffer_floats * sizeof(float), 0);
     r.img = xcalloc(STL10_RECORD, 1, "image");
     if (r.rank == 0)
-        printf("simclr %s: %d ranks x %d BLIS threads, model %zu parameters (encoder %zu), config %s\n", phase, r.world,
-               gemm_threads(), r.m.nparams, r.m.group_begin[GROUP_HEAD], cfg_path);
+        printf("simclr %s: %d rank%s x %d BLIS thread%s, model %zu parameters (encoder %zu), config %s\n", phase,
+               r.world, r.world == 1 ? "" : "s", gemm_threads(), gemm_threads() == 1 ? "" : "s", r.m.nparams, r.m.group_begin[GROUP_HEAD], cfg_path);
     signal(SIGTERM, on_stop_signal);
     signal(SIGUSR1, on_stop_signal);
 

@@ -488,7 +488,8 @@ static void test_load_missing_param_tensor(void **state)
     save_tiny(path, 1, 0); /* 2 conv layers */
     load_args a = {path, TINY, (1u << NGROUPS) - 1, 0};
     a.cfg.conv_layers = 3; /* 17 -> 8 -> 3 -> 1 */
-    expect_exit(do_load, &a, EXIT_CKPT, path, "missing tensor params/encoder.conv2.weight", NULL);
+    expect_exit(do_load, &a, EXIT_CKPT, path, "missing tensor params/encoder.conv2.weight",
+                "fewer conv layers than model.conv_layers", NULL);
 }
 
 /* model.batchnorm: the BatchNorm weights and the running statistics (/buffers) round-trip

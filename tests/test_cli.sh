@@ -313,6 +313,17 @@ expect "--set with a quoted string value: the quotes are syntax" 0 -m "encoder f
   "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=20 --set train.epochs=1 \
   --set "checkpoint=\"$pre/final.h5\"" --set "run_dir=$tmp/f-quoted"
 
+# bench/scaling.sh: a rerun into the same --out replaces its rows (one row per run folder),
+# and the table splits collective time into own cost (xfer) and waiting.
+sc=(bash bench/scaling.sh --ranks 1,2 --modes weak --per-rank 2 --global 4 --steps 1 --simclr "$simclr"
+  --data "$tmp/sc-data" --out "$tmp/sc" --no-analysis)
+expect "bench/scaling.sh smoke run" 0 -m "weak   p=2" -- "${sc[@]}"
+expect "bench/scaling.sh rerun into the same --out" 0 -m "weak   p=2" -- "${sc[@]}"
+if [[ $(grep -c '^weak' "$tmp/sc/runs.tsv") == 2 ]]; then ok "  ... runs.tsv keeps one row per run (2, not 4)"
+else bad "scaling.sh rerun: runs.tsv rows" "$(cat "$tmp/sc/runs.tsv")"; fi
+expect "analysis/scaling.py: xfer % and wait % columns" 0 -m "xfer %" -m "wait %" -- \
+  "${PYTHON:-/usr/bin/python3}" analysis/scaling.py "$tmp/sc"
+
 echo "test_cli.sh: $((SECONDS - t_start)) s"
 echo "$passed passed, $failed failed"
 ((failed == 0))

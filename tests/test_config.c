@@ -145,12 +145,14 @@ static void test_syntax_error(void **state)
     pathf(where0, sizeof where0, "%s:4", over);
     load_args d = {over, "pretrain", NULL, 0};
     expect_exit(do_load, &d, EXIT_CONFIG, where0, "duplicate", NULL);
-    /* an error inside an included file names that file (as the @include wrote it) and its line */
-    char inc[4300], main_cfg[4300];
+    /* an error inside an included file names that file (with the main file's folder, where
+     * libconfig opened it) and its line */
+    char inc[4300], main_cfg[4300], where1[4400];
     cfg_file(inc, sizeof inc, "broken.cfg", "seed = 1;\n\n  oops oops\n");
     cfg_file(main_cfg, sizeof main_cfg, "inc-main.cfg", REQUIRED "@include \"broken.cfg\"\n");
     load_args a = {main_cfg, "pretrain", NULL, 0};
-    expect_exit(do_load, &a, EXIT_CONFIG, "broken.cfg:3", NULL);
+    pathf(where1, sizeof where1, "%s:3", inc);
+    expect_exit(do_load, &a, EXIT_CONFIG, where1, NULL);
     /* a missing file is named */
     char missing[4300];
     pathf(missing, sizeof missing, "%s/no-such.cfg", g_dir);
@@ -169,12 +171,13 @@ static void test_wrong_types(void **state)
     expect_config_error(REQUIRED "seed = 4.0;\n", 3, "seed");
     expect_config_error("data = { dir = \"d\"; };\n\nrun_dir = 5;\n", 3, "run_dir"); /* int for string */
     expect_config_error(REQUIRED "seed = [1, 2];\n", 3, "seed");
-    /* an included file's line is named too (the file as the @include wrote it) */
-    char inc[4300], main_cfg[4300];
+    /* an included file's line is named too, with its folder */
+    char inc[4300], main_cfg[4300], where[4400];
     cfg_file(inc, sizeof inc, "typed.cfg", "\n\ntrain = { lr = 2; };\n");
     cfg_file(main_cfg, sizeof main_cfg, "typed-main.cfg", REQUIRED "@include \"typed.cfg\"\n");
     load_args a = {main_cfg, "pretrain", NULL, 0};
-    expect_exit(do_load, &a, EXIT_CONFIG, "typed.cfg:3", "train.lr", NULL);
+    pathf(where, sizeof where, "%s:3", inc);
+    expect_exit(do_load, &a, EXIT_CONFIG, where, "train.lr", NULL);
 }
 
 static void test_unknown_keys(void **state)
@@ -183,6 +186,9 @@ static void test_unknown_keys(void **state)
     /* a near miss names the key meant; a far one gets no guess */
     expect_config_error(REQUIRED "model = { batch_norm = true; };\n", 3, "did you mean 'model.batchnorm'?");
     expect_config_error(REQUIRED "train = { lrate = 0.1; };\n", 3, "did you mean 'train.lr'?");
+    expect_config_error(REQUIRED "train = { batchnorm = true; };\n", 3, "did you mean 'model.batchnorm'?");
+    expect_config_error(REQUIRED "augment = { grayscale = 0.2; };\n", 3,
+                        "did you mean 'augment.contrastive.grayscale' or 'augment.classification.grayscale'?");
     expect_config_error(REQUIRED "\nbatch = 5;\n", 4, "'batch'");
     expect_config_error(REQUIRED "pretrain = { batch = 64; };\n", 3, "pretrain.batch");
     expect_config_error(REQUIRED "seed = { a = 1; };\n", 3, "seed.a");
