@@ -240,14 +240,15 @@ static void read_tensors(hid_t f, const char *path, const char *group, const par
             int config_bn = 0, layer = -1;
             for (int i = 0; i < n; i++) config_bn |= strstr(list[i].name, ".bn") != NULL;
             sscanf(p->name, "encoder.conv%d.weight", &layer);
-            fatal(EXIT_CKPT, "%s: missing tensor %s%s", path, name,
-                  bn != plain && bn != config_bn
-                      ? (bn ? " (the checkpoint was written with model.batchnorm = true: set it, e.g. "
-                              "--set model.batchnorm=true)"
-                            : " (the checkpoint was written with model.batchnorm = false: set it, e.g. "
-                              "--set model.batchnorm=false)")
-                  : layer > 0 ? " (the checkpoint has fewer conv layers than model.conv_layers?)"
-                              : "");
+            const char *hint = "";
+            if (bn != plain && bn != config_bn)
+                hint = bn ? " (the checkpoint was written with model.batchnorm = true: set it, "
+                            "e.g. --set model.batchnorm=true)"
+                          : " (the checkpoint was written with model.batchnorm = false: set it, "
+                            "e.g. --set model.batchnorm=false)";
+            else if (layer > 0)
+                hint = " (the checkpoint has fewer conv layers than model.conv_layers?)";
+            fatal(EXIT_CKPT, "%s: missing tensor %s%s", path, name, hint);
         }
         hid_t s = H5Dget_space(d);
         hsize_t dims[8] = {0};

@@ -180,6 +180,17 @@ static const char *suggest_key(const char *path, char *buf, size_t n)
     return buf;
 }
 
+/* The key_spec of PATH, or exit 3 naming WHERE, the key and the nearest keys. */
+static const key_spec *known_key(const char *path, const char *where)
+{
+    const key_spec *k = find_key(path);
+    char hint[300];
+    if (!k)
+        fatal(EXIT_CONFIG, "%s: unknown key '%s'%s (see conf/base.cfg for the keys)", where, path,
+              suggest_key(path, hint, sizeof hint));
+    return k;
+}
+
 static const char *type_name(key_type t)
 {
     static const char *names[] = {"an integer", "an integer", "a float", "a boolean (true/false, unquoted)",
@@ -249,11 +260,7 @@ static void walk(config *c, const config_setting_t *s, const char *file_fallback
             walk(c, e, file_fallback, include_dir);
             continue;
         }
-        const key_spec *k = find_key(path);
-        char hint[300];
-        if (!k)
-            fatal(EXIT_CONFIG, "%s: unknown key '%s'%s (see conf/base.cfg for the keys)", where, path,
-                  suggest_key(path, hint, sizeof hint));
+        const key_spec *k = known_key(path, where);
         char *field = (char *)c + k->off;
         int ok = 0;
         double v = 0.0;
@@ -303,12 +310,9 @@ static void apply_set(config *c, const char *arg)
     char key[256];
     snprintf(key, sizeof key, "%.*s", (int)(eq - arg), arg);
     const char *val = eq + 1;
-    const key_spec *k = find_key(key);
     char where[300];
     snprintf(where, sizeof where, "--set %s", key);
-    char hint[300];
-    if (!k) fatal(EXIT_CONFIG, "%s: unknown key '%s'%s (see conf/base.cfg for the keys)", where, key,
-                  suggest_key(key, hint, sizeof hint));
+    const key_spec *k = known_key(key, where);
     char *end = NULL;
     errno = 0;
     switch (k->type) {
