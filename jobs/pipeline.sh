@@ -12,6 +12,8 @@
 #                DIR/finetune, DIR/baseline, DIR/eval-PHASE, DIR/report
 #   --set k=v    config override passed to every phase (repeatable; wins over the
 #                sample overrides). E.g. --set resume=auto to continue a stopped run.
+#   --set PHASE:k=v  the same for one phase only (pretrain, linear, finetune, baseline,
+#                eval); wins over the plain --set, e.g. --set pretrain:train.epochs=40
 # Environment: SIMCLR (default build/simclr), PYTHON (default /usr/bin/python3),
 #   MPIRUN (default "mpirun --allow-run-as-root --oversubscribe"),
 #   OMP_NUM_THREADS, BLIS_NUM_THREADS (default max(1, cores / N)).
@@ -24,7 +26,7 @@ die() { echo "pipeline.sh: $2" >&2; exit "$1"; }
 usage() { sed -n '2,/^set -euo/s/^# \{0,1\}//p' "$0"; exit "$1"; }
 
 np=2 data=sample runs=$root/runs/sample
-sets=() sample_overrides=()
+sets=() sample_overrides=() phase_only=()
 while (($#)); do
   case $1 in
     -h|--help) usage 0 ;;
@@ -35,7 +37,12 @@ while (($#)); do
     --np) np=$2 ;;
     --data) data=$2 ;;
     --runs) runs=$2 ;;
-    --set) sets+=(--set "$2") ;;
+    --set) case ${2%%=*} in
+             *:*) [[ ${2%%:*} =~ ^(pretrain|linear|finetune|baseline|eval)$ ]] ||
+                    die 2 "--set $2: before the colon, one of pretrain linear finetune baseline eval"
+                  phase_only+=("$2") ;;
+             *) sets+=(--set "$2") ;;
+           esac ;;
   esac
   shift 2
 done
@@ -91,25 +98,28 @@ case $data in
 esac
 sets=(--set "data.dir=$datadir" "${sets[@]}")
 
-phase_sets() {  # phase_sets PHASE: the sample overrides (all phases, then PHASE: lines) as --set args
-  local kv
-  phase_args=()
+phase_sets() {  # phase_sets PHASE: the sample overrides (all phases, then PHASE: lines) as --set
+  local kv       # args in phase_args; the command line's PHASE:k=v for PHASE in own_args
+  phase_args=() own_args=()
   for kv in "${sample_overrides[@]}"; do
     case $kv in
       *:*) if [[ ${kv%%:*} == "$1" ]]; then phase_args+=(--set "${kv#*:}"); fi ;;
       *) phase_args+=(--set "$kv") ;;
     esac
   done
+  for kv in "${phase_only[@]}"; do
+    if [[ ${kv%%:*} == "$1" ]]; then own_args+=(--set "${kv#*:}"); fi
+  done
 }
 train() {  # train PHASE [--set ...]: run PHASE into $runs/PHASE
   phase_sets "$1"
   step "$1" "${mpirun[@]}" -np "$np" "$SIMCLR" "$1" "conf/$1.cfg" --set "run_dir=$runs/$1" "${@:2}" \
-    "${phase_args[@]}" "${sets[@]}"
+    "${phase_args[@]}" "${sets[@]}" "${own_args[@]}"
 }
 evaluate() {  # evaluate PHASE: evaluate $runs/PHASE/final.h5 into $runs/eval-PHASE
   phase_sets eval
   step "eval $1" "${mpirun[@]}" -np "$np" "$SIMCLR" eval conf/eval.cfg \
-    --set "checkpoint=$runs/$1/final.h5" --set "run_dir=$runs/eval-$1" "${phase_args[@]}" "${sets[@]}"
+    --set "checkpoint=$runs/$1/final.h5" --set "run_dir=$runs/eval-$1" "${phase_args[@]}" "${sets[@]}" "${own_args[@]}"
 }
 
 train pretrain

@@ -9,7 +9,8 @@
 #            [--np N] [--runs DIR] [--set k=v ...]
 #   --data DIR     STL-10 binary layout (data.dir), e.g. runs/stl10/data from jobs/pipeline.sh
 #   --recipe SPEC  NAME (letters, digits, - _ .) then, after a colon, comma-separated config
-#                  overrides for every phase (values cannot contain commas); repeatable; the
+#                  overrides for every phase, or PHASE:key=value for one phase (as
+#                  jobs/pipeline.sh --set; values cannot contain commas); repeatable; the
 #                  first recipe is the reference, e.g. --recipe faithful
 #                  --recipe bn:model.batchnorm=true --recipe bn-blur:model.batchnorm=true,augment.contrastive.blur=0.5
 #   --seeds LIST   seeds (default 43); each seed keys weights, shuffles and augmentations
@@ -40,7 +41,8 @@ while (($#)); do
     --np) np=$2 ;; --runs) runs=$2 ;; --data) data=$2 ;; --seeds) seeds=$2 ;;
     --recipe) specs+=("$2") ;;
     --set) case ${2%%=*} in
-             run_dir|data.dir|seed|checkpoint) die 2 "--set ${2%%=*}: set by this script or the pipeline" ;;
+             run_dir|data.dir|seed|checkpoint|*:run_dir|*:data.dir|*:seed|*:checkpoint)
+               die 2 "--set ${2%%=*}: set by this script or the pipeline" ;;
            esac
            sets+=(--set "$2") ;;
   esac
@@ -60,8 +62,8 @@ for spec in "${specs[@]}"; do
   [[ $name =~ ^[A-Za-z0-9._-]+$ ]] || die 2 "--recipe '$spec': the name must be letters, digits, - _ . (then :k=v,...)"
   [[ -z ${recipe_sets[$name]+x} ]] || die 2 "--recipe $name given twice"
   if [[ -n $changes ]]; then
-    [[ $changes =~ ^[A-Za-z0-9_.]+=[^,]*(,[A-Za-z0-9_.]+=[^,]*)*$ ]] ||
-      die 2 "--recipe '$spec': after the colon, comma-separated key=value pairs"
+    [[ $changes =~ ^([a-z]+:)?[A-Za-z0-9_.]+=[^,]*(,([a-z]+:)?[A-Za-z0-9_.]+=[^,]*)*$ ]] ||
+      die 2 "--recipe '$spec': after the colon, comma-separated key=value (or PHASE:key=value) pairs"
   fi
   names+=("$name") recipe_sets[$name]=$changes
 done

@@ -204,21 +204,27 @@ expect "label_efficiency.sh with a finetune checkpoint as --encoder: exit 6" 6 -
 [[ ! -e $tmp/le-ft/lpc2-seed1/linear ]] && ok "  ... and its run is removed" || bad "run with a finetune encoder left behind" "$(ls -R "$tmp/le-ft")"
 
 # ---- recipe study (jobs/recipes.sh + analysis/seeds.py) ----------------------------------
-rs=(jobs/recipes.sh --data "$data" --runs "$tmp/rs" --np 2 --seeds 1 --recipe plain --recipe bn:model.batchnorm=true)
+rs=(jobs/recipes.sh --data "$data" --runs "$tmp/rs" --np 2 --seeds 1 --recipe plain --recipe bn:model.batchnorm=true,pretrain:train.epochs=2)
 rs_set=(--set data.eval_per_class=5 --set run.threads=1 --set model.width=8 --set model.embed_dim=16
         --set model.proj_dim=16 --set train.epochs=1 --set train.batch=40 --set pretrain.probe_batch=0)
 expect "recipes.sh: 2 recipes x 1 seed, the pipeline each, paired table" 0 -m "bn (1 seed)" \
   -m "fine-tune vs plain over seeds [1]" -m "wrote $tmp/rs/recipes.json" -- "${rs[@]}" "${rs_set[@]}"
 if "${PYTHON:-/usr/bin/python3}" -c "import json,sys; r=json.load(open(sys.argv[1]))['recipes']; assert set(r)=={'plain','bn'} and r['bn']['paired_vs_plain']['seeds']==[1], r" "$tmp/rs/recipes.json" 2>"$tmp/rs.check" \
    && grep -q "batchnorm = true;" "$tmp/rs/bn/seed1/pretrain/config.resolved.cfg" \
-   && grep -q "batchnorm = false;" "$tmp/rs/plain/seed1/finetune/config.resolved.cfg"; then
-  ok "recipes.json pairs bn with plain; each recipe's settings reached its phases"
+   && grep -q "batchnorm = false;" "$tmp/rs/plain/seed1/finetune/config.resolved.cfg" \
+   && grep -q "^  epochs = 2;" "$tmp/rs/bn/seed1/pretrain/config.resolved.cfg" \
+   && grep -q "^  epochs = 1;" "$tmp/rs/bn/seed1/finetune/config.resolved.cfg" \
+   && grep -q "^  epochs = 1;" "$tmp/rs/plain/seed1/pretrain/config.resolved.cfg"; then
+  ok "recipes.json pairs bn with plain; each recipe's settings (pretrain:train.epochs only in pretrain) reached its phases"
 else
   bad "recipes.json / recipe settings" "$(cat "$tmp/rs.check")"
 fi
 expect "recipes.sh rerun: finished runs skipped" 0 -m "skip $tmp/rs/bn/seed1 (finished)" -- "${rs[@]}" "${rs_set[@]}"
 expect "recipes.sh rerun with other settings: exit 3" 3 -m "other settings" -- "${rs[@]}" "${rs_set[@]}" --set train.lr=0.002
 expect "recipes.sh with a malformed recipe: exit 2" 2 -m "key=value" -- jobs/recipes.sh --data "$data" --recipe "x:model.batchnorm"
+expect "pipeline.sh --set with an unknown phase before the colon: exit 2" 2 -m "--set pretrian:train.epochs=2" -- \
+  jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --set pretrian:train.epochs=2
+expect "recipes.sh --set PHASE:seed: exit 2" 2 -m "set by this script" -- jobs/recipes.sh --data "$data" --recipe a --set pretrain:seed=3
 
 # ---- hostile inputs (issue 5; docs/ERRORS.md) -------------------------------------------
 expect "data.dir is a regular file: exit 4 naming it" 4 -m "$tmp/a-file/train_X.bin" -m "Not a directory" -- \
