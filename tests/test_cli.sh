@@ -204,7 +204,7 @@ expect "label_efficiency.sh with a finetune checkpoint as --encoder: exit 6" 6 -
 [[ ! -e $tmp/le-ft/lpc2-seed1/linear ]] && ok "  ... and its run is removed" || bad "run with a finetune encoder left behind" "$(ls -R "$tmp/le-ft")"
 
 # ---- recipe study (jobs/recipes.sh + analysis/seeds.py) ----------------------------------
-rs=(jobs/recipes.sh --data "$data" --runs "$tmp/rs" --np 2 --seeds 1 --recipe plain --recipe bn:model.batchnorm=true,pretrain:train.epochs=2)
+rs=(jobs/recipes.sh --data "$data" --runs "$tmp/rs" --np 2 --seeds 1 --recipe plain:model.batchnorm=false --recipe bn:model.batchnorm=true,pretrain:train.epochs=2)
 rs_set=(--set data.eval_per_class=5 --set run.threads=1 --set model.width=8 --set model.embed_dim=16
         --set model.proj_dim=16 --set train.epochs=1 --set train.batch=40 --set pretrain.probe_batch=0)
 expect "recipes.sh: 2 recipes x 1 seed, the pipeline each, paired table" 0 -m "bn (1 seed)" \
@@ -308,11 +308,18 @@ expect "linear with data.eval_split = data.split: exit 3" 3 -m "data.eval_split 
 expect "a phase in another phase's run_dir: exit 3 before writing there" 3 -m "holds a pretrain run" -- \
   "${np1[@]}" baseline conf/baseline.cfg "${tiny[@]}" --set train.batch=20 --set "run_dir=$pre"
 
-# A corrupted tensor (8 bytes inverted inside the parameters) fails its Fletcher-32 checksum.
+# A corrupted tensor (8 bytes inverted in the middle of the stored data of
+# params/encoder.conv1.weight, located with h5py) fails its Fletcher-32 checksum.
 cp "$pre/final.h5" "$tmp/flipped.h5"
-/usr/bin/python3 -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); o = len(b) // 6
-b[o:o + 8] = bytes(x ^ 0xFF for x in b[o:o + 8]); open(p, "wb").write(b)' "$tmp/flipped.h5"
-expect "bit flips inside a checkpoint tensor: exit 6 naming the tensor and the checksum" 6 -m "checksum does not match" -- \
+/usr/bin/python3 -c 'import sys, h5py
+p = sys.argv[1]
+with h5py.File(p, "r") as f:
+    d = f["params/encoder.conv1.weight"].id
+    c = d.get_chunk_info(0) if d.get_num_chunks() else None
+    o = (c.byte_offset + c.size // 2) if c else d.get_offset() + d.get_storage_size() // 2
+b = bytearray(open(p, "rb").read()); b[o:o + 8] = bytes(x ^ 0xFF for x in b[o:o + 8]); open(p, "wb").write(b)' "$tmp/flipped.h5"
+expect "bit flips inside a checkpoint tensor: exit 6 naming the tensor and the checksum" 6 -m "checksum does not match" \
+  -m "encoder.conv1.weight" -- \
   "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=20 --set "checkpoint=$tmp/flipped.h5" \
   --set "run_dir=$tmp/f-flipped"
 expect "--set with a quoted string value: the quotes are syntax" 0 -m "encoder from $pre/final.h5" -- \

@@ -3,8 +3,8 @@
 # images, one rank (MPI singleton), model width 8:
 #   import of 20 labeled images (2 classes; the decoding child processes are checked too),
 #   pretrain 1 epoch (batch 8, online probe 4), finetune 1 epoch from it, distill 1 epoch
-#   (the finetuned model as teacher), eval; then pretrain, finetune and eval again with
-#   model.batchnorm = true.
+#   (the finetuned model as teacher), eval, all with model.batchnorm = false (the keras
+#   model); then pretrain, finetune and eval again with model.batchnorm = true (the default).
 # Each step runs under
 #   valgrind --error-exitcode=1 --leak-check=full --suppressions=tests/valgrind.supp
 # and must exit 0 with "ERROR SUMMARY: 0 errors"; the suppressions cover only Open MPI's,
@@ -38,14 +38,14 @@ cp $(ls -d data/sample/train/airplane/* | head -10) "$tmp/src/airplane/"
 cp $(ls -d data/sample/train/bird/* | head -10) "$tmp/src/bird/"
 tiny=(--set "data.dir=$tmp/data" --set data.unlabeled_split= --set data.num_classes=2 --set data.eval_per_class=2
       --set model.width=8 --set model.embed_dim=16 --set model.proj_dim=16 --set train.epochs=1 --set run.threads=1
-      --set run.log_interval_s=100.0)
+      --set run.log_interval_s=100.0 --set model.batchnorm=false)
 step import "$simclr" import "$tmp/src" "$tmp/data" --split train --labels-from-folders
 step pretrain "$simclr" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.batch=8 --set pretrain.probe_batch=4 --set "run_dir=$tmp/pre"
 step finetune "$simclr" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=4 --set "checkpoint=$tmp/pre/final.h5" --set "run_dir=$tmp/fine"
 step distill "$simclr" distill conf/distill.cfg "${tiny[@]}" --set train.batch=4 --set "checkpoint=$tmp/fine/final.h5" \
   --set "distill.init=$tmp/pre/final.h5" --set "run_dir=$tmp/distill"
 step eval "$simclr" eval conf/eval.cfg "${tiny[@]}" --set "checkpoint=$tmp/fine/final.h5" --set "run_dir=$tmp/eval"
-bn=(--set model.batchnorm=true)
+bn=(--set model.batchnorm=true)  # the default; the steps above run the plain model (tiny sets false)
 step bn-pre "$simclr" pretrain conf/pretrain.cfg "${tiny[@]}" "${bn[@]}" --set train.batch=8 --set pretrain.probe_batch=4 --set "run_dir=$tmp/bnpre"
 step bn-fine "$simclr" finetune conf/finetune.cfg "${tiny[@]}" "${bn[@]}" --set train.batch=4 --set "checkpoint=$tmp/bnpre/final.h5" --set "run_dir=$tmp/bnfine"
 step bn-eval "$simclr" eval conf/eval.cfg "${tiny[@]}" "${bn[@]}" --set "checkpoint=$tmp/bnfine/final.h5" --set "run_dir=$tmp/bneval"
