@@ -265,8 +265,9 @@ class Bench:
         model = ["--conv-layers", get("model.conv_layers"), "--width", get("model.width"), "--kernel",
                  get("model.kernel"), "--embed", get("model.embed_dim"), "--proj", get("model.proj_dim"),
                  "--classes", get("data.num_classes")]
+        twin_only = ["--batchnorm", get("model.batchnorm")]  # no GEMM of its own (conv bias off)
         self.gemm_model = model + ["--workspace-mb", get("run.workspace_mb")]
-        self.torch_model = model + ["--temperature", get("pretrain.temperature"), "--lr", get("train.lr"),
+        self.torch_model = model + twin_only + ["--temperature", get("pretrain.temperature"), "--lr", get("train.lr"),
                                     "--beta1", get("train.beta1"), "--beta2", get("train.beta2"),
                                     "--eps", get("train.eps")]
         self.model_cfg = {k: v for k, v in c.items() if k.startswith("model.") or k in (

@@ -2,7 +2,7 @@
 """PyTorch fp32 twin of one simclr-mpi training step, for bench/bench.py.
 
 The same network as src/model.c (conv_layers x [Conv2d k x k stride 2, no padding, width,
-ReLU], Flatten, Linear(flat, embed) ReLU; head Linear ReLU Linear; classifier Linear), the
+ReLU], or with --batchnorm Conv2d without bias + BatchNorm2d + ReLU (model.batchnorm), Flatten, Linear(flat, embed) ReLU; head Linear ReLU Linear; classifier Linear), the
 same loss (NT-Xent over all 2N views, Chen et al. 2020 eq. 1, temperature 0.1, mean over
 the 2N anchors; softmax cross-entropy for finetune) and the same optimizer (Adam, lr 1e-3,
 betas (0.9, 0.999), eps 1e-7), fp32, on `--threads` threads.
@@ -44,6 +44,8 @@ def main():
     ap.add_argument("--embed", type=int, default=128)
     ap.add_argument("--proj", type=int, default=128)
     ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--batchnorm", choices=["true", "false"], default="false",
+                    help="model.batchnorm: conv without bias + BatchNorm2d before each ReLU")
     ap.add_argument("--temperature", type=float, default=0.1)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--beta1", type=float, default=0.9)
@@ -63,8 +65,10 @@ def main():
     torch.manual_seed(0)
 
     layers, cin, size = [], 3, a.image_size
+    bn = a.batchnorm == "true"
     for _ in range(a.conv_layers):
-        layers += [nn.Conv2d(cin, a.width, a.kernel, stride=2), nn.ReLU()]
+        layers += [nn.Conv2d(cin, a.width, a.kernel, stride=2, bias=not bn)]
+        layers += [nn.BatchNorm2d(a.width), nn.ReLU()] if bn else [nn.ReLU()]
         cin, size = a.width, (size - a.kernel) // 2 + 1
     flat = a.width * size * size
     encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(flat, a.embed), nn.ReLU())
@@ -81,6 +85,8 @@ def main():
         params = list(encoder.parameters()) + list(classifier.parameters())
         x = torch.rand(N, 3, a.image_size, a.image_size)
         y = torch.randint(0, a.classes, (N,))
+    if a.mode == "eval":
+        encoder.eval()  # BatchNorm normalises with its running statistics, as eval does in C
     opt = torch.optim.Adam(params, lr=a.lr, betas=(a.beta1, a.beta2), eps=a.eps)
 
     def step():
@@ -113,7 +119,7 @@ def main():
         "warmup": a.warmup, "reps": a.reps, "step_seconds": times, "step_seconds_median": med,
         "images_per_s": N / med, "images_per_s_best": N / min(times),
         "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "torch_version": torch.__version__, "mkldnn": bool(torch.backends.mkldnn.is_available()),
+        "batchnorm": bn, "torch_version": torch.__version__, "mkldnn": bool(torch.backends.mkldnn.is_available()),
         "augmentation": "excluded (random input tensors)", "dtype": "float32",
     }
     print(json.dumps(out))

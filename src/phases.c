@@ -883,7 +883,7 @@ static void setup_threads(const run_ctx *r)
     cpu_set_t set;
     char line[256] = "", host[64] = "?";
     gethostname(host, sizeof host - 1);
-    int n = snprintf(line, sizeof line, "rank %d on %s: %d BLIS threads, CPUs", r->rank, host, t);
+    int n = snprintf(line, sizeof line, "rank %d on %s: %d BLIS thread%s, CPUs", r->rank, host, t, t == 1 ? "" : "s");
     if (sched_getaffinity(0, sizeof set, &set) == 0) {
         for (int c = 0; c < CPU_SETSIZE && n < (int)sizeof line - 16; c++) {
             if (!CPU_ISSET(c, &set) || (c > 0 && CPU_ISSET(c - 1, &set))) continue;
