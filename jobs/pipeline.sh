@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local end-to-end run: data -> pretrain -> linear, finetune, baseline -> eval x3 -> report.
 #
-# Usage: jobs/pipeline.sh [--np N] [--data sample|shared|DIR] [--runs DIR] [--set key=value ...]
+# Usage: jobs/pipeline.sh [--np N] [--data sample|shared|DIR] [--runs DIR] [--overrides FILE]
+#                        [--set key=value ...]
 #   --np N       MPI ranks for every phase (default 2)
 #   --data WHAT  sample: import data/sample/{train,unlabeled}, plus the overrides in
 #                        conf/sample.overrides (default)
@@ -10,8 +11,11 @@
 #                DIR:    a folder already in STL-10 binary layout, used as data.dir
 #   --runs DIR   output root (default REPO/runs/sample): DIR/data, DIR/pretrain, DIR/linear,
 #                DIR/finetune, DIR/baseline, DIR/eval-PHASE, DIR/report
+#   --overrides FILE  overrides in the format of conf/sample.overrides (key=value or
+#                PHASE:key=value, one per line), after the sample's and before --set; e.g.
+#                conf/faithful.overrides: the keras.io example's protocol (docs/RESULTS.md 1)
 #   --set k=v    config override passed to every phase (repeatable; wins over the
-#                sample overrides). E.g. --set resume=auto to continue a stopped run.
+#                sample overrides and --overrides). E.g. --set resume=auto to continue a stopped run.
 #   --set PHASE:k=v  the same for one phase only (pretrain, linear, finetune, baseline,
 #                eval); wins over the plain --set, e.g. --set pretrain:train.epochs=40
 # Environment: SIMCLR (default build/simclr), PYTHON (default /usr/bin/python3),
@@ -26,15 +30,16 @@ die() { echo "pipeline.sh: $2" >&2; exit "$1"; }
 usage() { sed -n '2,/^set -euo/s/^# \{0,1\}//p' "$0"; exit "$1"; }
 
 np=2 data=sample runs=$root/runs/sample
-sets=() sample_overrides=() phase_only=()
+sets=() sample_overrides=() file_overrides=() phase_only=() overrides=""
 while (($#)); do
   case $1 in
     -h|--help) usage 0 ;;
-    --np|--data|--runs|--set) (($# >= 2)) || die 2 "$1 needs a value (see --help)" ;;
+    --np|--data|--runs|--set|--overrides) (($# >= 2)) || die 2 "$1 needs a value (see --help)" ;;
     *) die 2 "unknown argument: $1 (see --help)" ;;
   esac
   case $1 in
     --np) np=$2 ;;
+    --overrides) overrides=$2 ;;
     --data) data=$2 ;;
     --runs) runs=$2 ;;
     --set) case ${2%%=*} in
@@ -52,6 +57,21 @@ if [[ $data != sample && $data != shared ]]; then
   data=$(realpath "$data")
 fi
 runs=$(realpath -m "$runs")
+read_overrides() {  # read_overrides FILE ARRAY: FILE's key=value lines appended to ARRAY
+  local raw line n=0
+  local -n into=$2
+  while IFS= read -r raw || [[ -n $raw ]]; do
+    n=$((n + 1)) line=${raw%%#*} line=${line//[[:space:]]/}
+    [[ -z $line ]] && continue
+    [[ $line =~ ^([a-z]+:)?[A-Za-z0-9_.]+=.*$ ]] || die 2 "$1:$n: want key=value or PHASE:key=value, not '$raw'"
+    into+=("$line")
+  done < "$1"
+}
+if [[ -n $overrides ]]; then
+  [[ -f $overrides && -r $overrides ]] || die 2 "--overrides $overrides: no such readable file"
+  read_overrides "$overrides" file_overrides
+fi
+
 # shellcheck source=jobs/local_env.sh
 source "$root/jobs/local_env.sh"
 
@@ -85,7 +105,7 @@ case $data in
   sample)
     step "import sample train" "$SIMCLR" import data/sample/train "$datadir" --split train --labels-from-folders
     step "import sample unlabeled" "$SIMCLR" import data/sample/unlabeled "$datadir" --split unlabeled
-    mapfile -t sample_overrides < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' conf/sample.overrides) ;;
+    read_overrides conf/sample.overrides sample_overrides ;;
   shared)
     mkdir -p "$datadir"
     step "link shared STL-10 train split" link_shared "$datadir"
@@ -96,6 +116,7 @@ case $data in
     fi ;;
   *) datadir=$data ;;
 esac
+sample_overrides+=("${file_overrides[@]}")
 sets=(--set "data.dir=$datadir" "${sets[@]}")
 
 phase_sets() {  # phase_sets PHASE: the sample overrides (all phases, then PHASE: lines) as --set

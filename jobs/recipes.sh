@@ -11,8 +11,8 @@
 #   --recipe SPEC  NAME (letters, digits, - _ .) then, after a colon, comma-separated config
 #                  overrides for every phase, or PHASE:key=value for one phase (as
 #                  jobs/pipeline.sh --set; values cannot contain commas); repeatable; the
-#                  first recipe is the reference, e.g. --recipe faithful
-#                  --recipe bn:model.batchnorm=true --recipe bn-blur:model.batchnorm=true,augment.contrastive.blur=0.5
+#                  first recipe is the reference, e.g. --recipe default (conf/ as it is)
+#                  --recipe blur:augment.contrastive.blur=0.5 --recipe e60:pretrain:train.epochs=60
 #   --seeds LIST   seeds (default 43); each seed keys weights, shuffles and augmentations
 #   --np N         MPI ranks per phase (default 2)
 #   --runs DIR     output root (default REPO/runs/recipes): DIR/NAME/seedS is one pipeline

@@ -394,12 +394,15 @@ static int try_resume(run_ctx *r, size_t steps_per_epoch)
         fatal(EXIT_CKPT, "%s: a %s checkpoint cannot resume phase %s (resume = \"%s\")", path, meta.phase,
               r->cfg.phase, res);
     /* what makes the run this run: a resume must not silently switch seed, label subset,
-     * batch, loss temperature or (distill) teacher half-way */
+     * batch, loss temperature, learning-rate schedule or (distill) teacher half-way; with
+     * the cosine schedule the epoch count sets the curve too (lr_at), so it stays as well */
     static const char *const same[] = {"seed", "data.labels_per_class", "train.batch", "pretrain.temperature",
-                                       "distill.temperature", "checkpoint"};
+                                       "distill.temperature", "checkpoint", "train.schedule",
+                                       "train.warmup_epochs", "train.epochs"};
     for (size_t i = 0; r->rank == 0 && i < sizeof same / sizeof same[0]; i++) {
         char was[PATH_MAX + 8], now[PATH_MAX + 8];
         if (!strcmp(same[i], "checkpoint") && !is_phase(r, "distill")) continue;
+        if (!strcmp(same[i], "train.epochs") && strcmp(r->cfg.train.schedule, "cosine")) continue;
         if (config_text_differs(text, &r->cfg, same[i], was, now, sizeof was))
             fatal(EXIT_CKPT, "%s: written with %s = %s, this run has %s = %s: a resumed run keeps it (set it "
                   "back, or start over with resume = \"none\" or another run_dir)", path, same[i], was, same[i], now);

@@ -148,6 +148,12 @@ expect "finetune train.batch above the labeled images: exit 3" 3 -m train.batch 
 ft=$tmp/ft dst=$tmp/distill
 expect "tiny finetune: the teacher for distill" 0 -- \
   "${np2[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=40 --set "checkpoint=$pre/final.h5" --set "run_dir=$ft"
+# finetune's default cosine schedule is set by train.epochs: a resume keeps epochs and schedule
+expect "finetune (cosine) resumed with more epochs: exit 6 naming train.epochs" 6 \
+  -m "written with train.epochs = 1, this run has train.epochs = 2" -- \
+  "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=40 --set train.epochs=2 --set "checkpoint=$pre/final.h5" --set "run_dir=$ft"
+expect "finetune resumed with another schedule: exit 6 naming train.schedule" 6 -m "train.schedule" -- \
+  "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=40 --set train.schedule=constant --set "checkpoint=$pre/final.h5" --set "run_dir=$ft"
 expect "distill with a pretrain checkpoint as teacher: exit 6" 6 -m "$pre/final.h5" -m "no classifier" -- \
   "${np2[@]}" distill conf/distill.cfg "${tiny[@]}" --set "checkpoint=$pre/final.h5" --set "distill.init=$pre/final.h5" --set "run_dir=$tmp/d-pre"
 expect "distill without a teacher: exit 3" 3 -m checkpoint -- \
@@ -222,6 +228,18 @@ fi
 expect "recipes.sh rerun: finished runs skipped" 0 -m "skip $tmp/rs/bn/seed1 (finished)" -- "${rs[@]}" "${rs_set[@]}"
 expect "recipes.sh rerun with other settings: exit 3" 3 -m "other settings" -- "${rs[@]}" "${rs_set[@]}" --set train.lr=0.002
 expect "recipes.sh with a malformed recipe: exit 2" 2 -m "key=value" -- jobs/recipes.sh --data "$data" --recipe "x:model.batchnorm"
+expect "pipeline.sh --overrides conf/faithful.overrides (tiny settings win)" 0 -m "==== report ====" -- \
+  jobs/pipeline.sh --data "$data" --runs "$tmp/pl-faithful" --np 2 --overrides conf/faithful.overrides "${rs_set[@]}"
+if grep -q "batchnorm = false;" "$tmp/pl-faithful/pretrain/config.resolved.cfg" \
+   && grep -q 'schedule = "constant";' "$tmp/pl-faithful/finetune/config.resolved.cfg" \
+   && grep -q "^  epochs = 1;" "$tmp/pl-faithful/pretrain/config.resolved.cfg"; then
+  ok "  ... its settings reached the phases (model.batchnorm = false, constant schedule), --set won over it"
+else
+  bad "--overrides settings in the phases" "$(grep -h "batchnorm\|schedule\|epochs" "$tmp"/pl-faithful/*/config.resolved.cfg)"
+fi
+printf 'model.batchnorm=false\nthis is wrong\n' > "$tmp/bad.overrides"
+expect "pipeline.sh --overrides with a malformed line: exit 2 naming file and line" 2 -m "$tmp/bad.overrides:2" -m "this is wrong" -- \
+  jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --overrides "$tmp/bad.overrides"
 expect "pipeline.sh --set with an unknown phase before the colon: exit 2" 2 -m "--set pretrian:train.epochs=2" -- \
   jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --set pretrian:train.epochs=2
 expect "recipes.sh --set PHASE:seed: exit 2" 2 -m "set by this script" -- jobs/recipes.sh --data "$data" --recipe a --set pretrain:seed=3
