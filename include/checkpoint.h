@@ -30,6 +30,10 @@ typedef struct {
     char *config_text;   /* resolved config; owned by the caller (free) after ckpt_load */
     char eval_set[256];  /* which images were held out for evaluation when it was trained
                           * (phases.c eval_set_id); "" when unknown */
+    int64_t init_step;   /* the checkpoint the run's encoder started from (linear, finetune,
+                          * distill): its step, and its config_hash below; -1 when none, or
+                          * unknown (files written before these attributes: read as -1) */
+    uint64_t init_config_hash;
 } ckpt_meta;
 
 /* Disables HDF5 file locking for the files this process opens from now on (for

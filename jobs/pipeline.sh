@@ -12,12 +12,18 @@
 #   --runs DIR   output root (default REPO/runs/sample): DIR/data, DIR/pretrain, DIR/linear,
 #                DIR/finetune, DIR/baseline, DIR/eval-PHASE, DIR/report
 #   --overrides FILE  overrides in the format of conf/sample.overrides (key=value or
-#                PHASE:key=value, one per line), after the sample's and before --set; e.g.
-#                conf/faithful.overrides: the keras.io example's protocol (docs/RESULTS.md 1)
+#                PHASE:key=value, one per line, # comments), after the sample's and before
+#                --set (repeatable, in order); e.g. conf/faithful.overrides: the keras.io
+#                example's protocol (docs/RESULTS.md section 1)
 #   --set k=v    config override passed to every phase (repeatable; wins over the
-#                sample overrides and --overrides). E.g. --set resume=auto to continue a stopped run.
+#                sample overrides and --overrides)
 #   --set PHASE:k=v  the same for one phase only (pretrain, linear, finetune, baseline,
-#                eval); wins over the plain --set, e.g. --set pretrain:train.epochs=40
+#                eval); wins over the plain --set, e.g. --set pretrain:train.epochs=60
+# run_dir, data.dir and checkpoint are set by this script (refused in --set and --overrides).
+# Every phase's configuration is checked (simclr ... --check) before the first step runs.
+# Rerun the same command to continue a stopped run: every phase resumes (resume = auto) and
+# a finished phase is skipped; a phase whose encoder checkpoint has changed since is refused
+# (exit 6): remove its folder to retrain it.
 # Environment: SIMCLR (default build/simclr), PYTHON (default /usr/bin/python3),
 #   MPIRUN (default "mpirun --allow-run-as-root --oversubscribe"),
 #   OMP_NUM_THREADS, BLIS_NUM_THREADS (default max(1, cores / N)).
@@ -29,8 +35,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "pipeline.sh: $2" >&2; exit "$1"; }
 usage() { sed -n '2,/^set -euo/s/^# \{0,1\}//p' "$0"; exit "$1"; }
 
+own_key() {  # own_key K=V WHERE: refuse the keys this script sets itself
+  local k=${1%%=*}
+  case ${k#*:} in
+    run_dir|data.dir|checkpoint) die 2 "$2: ${k#*:} is set by this script (--runs, --data; each phase's checkpoint)" ;;
+  esac
+}
 np=2 data=sample runs=$root/runs/sample
-sets=() sample_overrides=() file_overrides=() phase_only=() overrides=""
+sets=() sample_overrides=() file_overrides=() phase_only=() overrides=()
 while (($#)); do
   case $1 in
     -h|--help) usage 0 ;;
@@ -39,10 +51,11 @@ while (($#)); do
   esac
   case $1 in
     --np) np=$2 ;;
-    --overrides) overrides=$2 ;;
+    --overrides) overrides+=("$2") ;;
     --data) data=$2 ;;
     --runs) runs=$2 ;;
-    --set) case ${2%%=*} in
+    --set) own_key "$2" "--set $2"
+           case ${2%%=*} in
              *:*) [[ ${2%%:*} =~ ^(pretrain|linear|finetune|baseline|eval)$ ]] ||
                     die 2 "--set $2: before the colon, one of pretrain linear finetune baseline eval"
                   phase_only+=("$2") ;;
@@ -58,26 +71,28 @@ if [[ $data != sample && $data != shared ]]; then
 fi
 runs=$(realpath -m "$runs")
 read_overrides() {  # read_overrides FILE ARRAY: FILE's key=value lines appended to ARRAY
-  local raw line n=0
-  local -n into=$2
+  local raw line n=0  # a comment starts at a # that begins the line or follows a blank;
+  local -n into=$2    # blanks around the line are dropped, inside the value kept
+  [[ -f $1 && -r $1 ]] || die 2 "--overrides $1: no such readable file"
   while IFS= read -r raw || [[ -n $raw ]]; do
-    n=$((n + 1)) line=${raw%%#*} line=${line//[[:space:]]/}
+    n=$((n + 1)) raw=${raw%$'\r'}
+    line=$(sed -E 's/(^|[[:space:]])#.*$//; s/^[[:space:]]+//; s/[[:space:]]+$//' <<< "$raw")
     [[ -z $line ]] && continue
-    [[ $line =~ ^([a-z]+:)?[A-Za-z0-9_.]+=.*$ ]] || die 2 "$1:$n: want key=value or PHASE:key=value, not '$raw'"
+    [[ $line =~ ^((pretrain|linear|finetune|baseline|eval|distill):)?[A-Za-z0-9_.]+=.*$ ]] ||
+      die 2 "$1:$n: want key=value or PHASE:key=value (PHASE: pretrain linear finetune baseline eval distill), not '$raw'"
+    own_key "$line" "$1:$n"
     into+=("$line")
   done < "$1"
 }
-if [[ -n $overrides ]]; then
-  [[ -f $overrides && -r $overrides ]] || die 2 "--overrides $overrides: no such readable file"
-  read_overrides "$overrides" file_overrides
-fi
+for f in "${overrides[@]}"; do read_overrides "$f" file_overrides; done
+[[ $data != sample ]] || read_overrides "$root/conf/sample.overrides" sample_overrides
 
 # shellcheck source=jobs/local_env.sh
 source "$root/jobs/local_env.sh"
 
 # Exit codes of build/simclr, to name the reason when a step fails.
 reasons=([2]=usage [3]=config [4]=data [5]=I/O [6]=checkpoint [7]="diverged: non-finite loss"
-         [75]="stopped by a signal after writing a checkpoint; rerun with --set resume=auto")
+         [75]="stopped by a signal after writing a checkpoint; rerun the same command to continue")
 
 step() {  # step NAME COMMAND...: print a header, run COMMAND, stop the pipeline if it fails
   local name=$1 rc=0; shift
@@ -100,12 +115,50 @@ link_shared() {  # the real STL-10 labelled train split into $1: images and labe
 
 echo "pipeline: np=$np data=$data runs=$runs OMP_NUM_THREADS=$OMP_NUM_THREADS BLIS_NUM_THREADS=$BLIS_NUM_THREADS"
 datadir=$runs/data
+[[ $data == sample || $data == shared ]] || datadir=$data
+sample_overrides+=("${file_overrides[@]}")
+sets=(--set "data.dir=$datadir" "${sets[@]}")
+
+phase_sets() {  # phase_sets PHASE: the sample overrides (all phases, then PHASE: lines) as --set
+  local kv       # args in phase_args; the command line's PHASE:k=v for PHASE in own_args
+  phase_args=() own_args=()
+  for kv in "${sample_overrides[@]}"; do
+    if [[ ${kv%%=*} != *:* ]]; then phase_args+=(--set "$kv")    # PHASE: only in the key
+    elif [[ ${kv%%:*} == "$1" ]]; then phase_args+=(--set "${kv#*:}"); fi
+  done
+  for kv in "${phase_only[@]}"; do
+    if [[ ${kv%%:*} == "$1" ]]; then own_args+=(--set "${kv#*:}"); fi
+  done
+}
+args_of() {  # args_of PHASE [FROM]: the config arguments of PHASE in cmd_args (FROM: the run evaluated)
+  phase_sets "$1"
+  local cfg=$1 dir=$runs/$1 ck=()
+  case $1 in
+    linear|finetune) ck=(--set "checkpoint=$runs/pretrain/final.h5") ;;
+    eval) ck=(--set "checkpoint=$runs/$2/final.h5") dir=$runs/eval-$2 ;;
+  esac
+  cmd_args=("$1" "conf/$cfg.cfg" --set "run_dir=$dir" "${ck[@]}" "${phase_args[@]}" "${sets[@]}" "${own_args[@]}")
+}
+train() {  # train PHASE: run PHASE into $runs/PHASE
+  args_of "$1"
+  step "$1" "${mpirun[@]}" -np "$np" "$SIMCLR" "${cmd_args[@]}"
+}
+evaluate() {  # evaluate PHASE: evaluate $runs/PHASE/final.h5 into $runs/eval-PHASE
+  args_of eval "$1"
+  step "eval $1" "${mpirun[@]}" -np "$np" "$SIMCLR" "${cmd_args[@]}"
+}
+
+# every phase's configuration first (keys, values, types): a typo fails now, not hours later
+for phase in pretrain linear finetune baseline eval; do
+  args_of "$phase" linear
+  out=$("$SIMCLR" "${cmd_args[@]}" --check 2>&1) || { rc=$?; echo "$out" >&2; die "$rc" "the $phase configuration is invalid (nothing was run)"; }
+done
+
 mkdir -p "$runs"
 case $data in
   sample)
     step "import sample train" "$SIMCLR" import data/sample/train "$datadir" --split train --labels-from-folders
-    step "import sample unlabeled" "$SIMCLR" import data/sample/unlabeled "$datadir" --split unlabeled
-    read_overrides conf/sample.overrides sample_overrides ;;
+    step "import sample unlabeled" "$SIMCLR" import data/sample/unlabeled "$datadir" --split unlabeled ;;
   shared)
     mkdir -p "$datadir"
     step "link shared STL-10 train split" link_shared "$datadir"
@@ -114,38 +167,11 @@ case $data in
     else
       step "import shared unlabeled" "$SIMCLR" import ../shared/data/stl10_test_pool "$datadir" --split unlabeled
     fi ;;
-  *) datadir=$data ;;
 esac
-sample_overrides+=("${file_overrides[@]}")
-sets=(--set "data.dir=$datadir" "${sets[@]}")
-
-phase_sets() {  # phase_sets PHASE: the sample overrides (all phases, then PHASE: lines) as --set
-  local kv       # args in phase_args; the command line's PHASE:k=v for PHASE in own_args
-  phase_args=() own_args=()
-  for kv in "${sample_overrides[@]}"; do
-    case $kv in
-      *:*) if [[ ${kv%%:*} == "$1" ]]; then phase_args+=(--set "${kv#*:}"); fi ;;
-      *) phase_args+=(--set "$kv") ;;
-    esac
-  done
-  for kv in "${phase_only[@]}"; do
-    if [[ ${kv%%:*} == "$1" ]]; then own_args+=(--set "${kv#*:}"); fi
-  done
-}
-train() {  # train PHASE [--set ...]: run PHASE into $runs/PHASE
-  phase_sets "$1"
-  step "$1" "${mpirun[@]}" -np "$np" "$SIMCLR" "$1" "conf/$1.cfg" --set "run_dir=$runs/$1" "${@:2}" \
-    "${phase_args[@]}" "${sets[@]}" "${own_args[@]}"
-}
-evaluate() {  # evaluate PHASE: evaluate $runs/PHASE/final.h5 into $runs/eval-PHASE
-  phase_sets eval
-  step "eval $1" "${mpirun[@]}" -np "$np" "$SIMCLR" eval conf/eval.cfg \
-    --set "checkpoint=$runs/$1/final.h5" --set "run_dir=$runs/eval-$1" "${phase_args[@]}" "${sets[@]}" "${own_args[@]}"
-}
 
 train pretrain
-train linear --set "checkpoint=$runs/pretrain/final.h5"
-train finetune --set "checkpoint=$runs/pretrain/final.h5"
+train linear
+train finetune
 train baseline
 for phase in linear finetune baseline; do evaluate "$phase"; done
 step "report" "$PYTHON" analysis/compare.py "$runs"

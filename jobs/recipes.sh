@@ -62,8 +62,16 @@ for spec in "${specs[@]}"; do
   [[ $name =~ ^[A-Za-z0-9._-]+$ ]] || die 2 "--recipe '$spec': the name must be letters, digits, - _ . (then :k=v,...)"
   [[ -z ${recipe_sets[$name]+x} ]] || die 2 "--recipe $name given twice"
   if [[ -n $changes ]]; then
-    [[ $changes =~ ^([a-z]+:)?[A-Za-z0-9_.]+=[^,]*(,([a-z]+:)?[A-Za-z0-9_.]+=[^,]*)*$ ]] ||
-      die 2 "--recipe '$spec': after the colon, comma-separated key=value (or PHASE:key=value) pairs"
+    ph='((pretrain|linear|finetune|baseline|eval):)?'
+    [[ $changes =~ ^$ph[A-Za-z0-9_.]+=[^,]*(,$ph[A-Za-z0-9_.]+=[^,]*)*$ ]] ||
+      die 2 "--recipe '$spec': after the colon, comma-separated key=value or PHASE:key=value pairs (PHASE: pretrain linear finetune baseline eval)"
+    IFS=, read -ra kv <<< "$changes"
+    for x in "${kv[@]}"; do
+      x=${x%%=*}
+      case ${x#*:} in
+        run_dir|data.dir|seed|checkpoint) die 2 "--recipe '$spec': ${x#*:} is set by this script or the pipeline (--seeds, --data)" ;;
+      esac
+    done
   fi
   names+=("$name") recipe_sets[$name]=$changes
 done
@@ -90,6 +98,7 @@ for seed in "${S[@]}"; do
     printf '\n==== %s jobs/pipeline.sh %s\n' "$(date -u +%FT%TZ)" "${args[*]}" >> "$dir.log"
     "$root/jobs/pipeline.sh" "${args[@]}" >> "$dir.log" 2>&1 || rc=$?
     if ((rc != 0)); then
+      ((rc == 2 || rc == 3)) && rm -f "$dir.cmd"  # refused before any step ran: not a record
       grep -m1 'error:' "$dir.log" >&2 || tail -5 "$dir.log" >&2
       die "$rc" "recipe $name, seed $seed failed (exit $rc): $dir.log"
     fi

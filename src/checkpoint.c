@@ -121,6 +121,8 @@ void ckpt_save(const char *path, const model *m, const ckpt_meta *meta, int with
     int err = attr_i64(f, "format_version", CKPT_FORMAT_VERSION) || attr_i64(f, "epoch", meta->epoch) ||
               attr_i64(f, "step", meta->step) || attr_i64(f, "world_size", meta->world_size) ||
               attr_i64(f, "seed", meta->seed) || attr_i64(f, "config_hash", (int64_t)meta->config_hash) ||
+              attr_i64(f, "init_step", meta->init_step) ||
+              attr_i64(f, "init_config_hash", (int64_t)meta->init_config_hash) ||
               write_string(f, "phase", meta->phase, 1) || write_string(f, "eval_set", meta->eval_set, 1) ||
               write_string(f, "config", meta->config_text ? meta->config_text : "", 0) ||
               write_tensors(f, "params", m->tensor, m->ntensors, m->params) ||
@@ -307,6 +309,11 @@ void ckpt_load(const char *path, model *m, unsigned group_mask, int with_optimiz
     meta->world_size = read_i64(f, path, "world_size");
     meta->seed = read_i64(f, path, "seed");
     meta->config_hash = (uint64_t)read_i64(f, path, "config_hash");
+    meta->init_step = -1; /* optional: absent in files of earlier builds */
+    if (H5Aexists(f, "init_step") > 0 && H5Aexists(f, "init_config_hash") > 0) {
+        meta->init_step = read_i64(f, path, "init_step");
+        meta->init_config_hash = (uint64_t)read_i64(f, path, "init_config_hash");
+    }
     /* the metadata steers the resume (phases.c): refuse values no run can have written */
     if (!is_training_phase(meta->phase))
         fatal(EXIT_CKPT, "%s: attribute 'phase' is \"%s\", not pretrain, linear, finetune, baseline or distill", path,

@@ -467,19 +467,22 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
     c_locale_enter();
     for (int i = 0; i < nsets; i++) apply_set(c, sets[i]);
 
-    /* ranges were checked where each value was read; now the rules across keys */
-    if (!c->run_dir[0]) fatal(EXIT_CONFIG, "%s: run_dir is required", path);
-    if (!c->data.dir[0]) fatal(EXIT_CONFIG, "%s: data.dir is required", path);
+    /* ranges were checked where each value was read; now the rules across keys, whose values
+     * may come from the file or a --set */
+    char where[PATH_MAX + 32];
+    snprintf(where, sizeof where, nsets ? "%s (with its --set overrides)" : "%s", path);
+    if (!c->run_dir[0]) fatal(EXIT_CONFIG, "%s: run_dir is required", where);
+    if (!c->data.dir[0]) fatal(EXIT_CONFIG, "%s: data.dir is required", where);
     if (strcmp(c->train.schedule, "constant") && strcmp(c->train.schedule, "cosine"))
-        fatal(EXIT_CONFIG, "%s: train.schedule = \"%s\": must be \"constant\" or \"cosine\"", path, c->train.schedule);
+        fatal(EXIT_CONFIG, "%s: train.schedule = \"%s\": must be \"constant\" or \"cosine\"", where, c->train.schedule);
     if (strcmp(c->train.optimizer, "adam") && strcmp(c->train.optimizer, "sgd"))
-        fatal(EXIT_CONFIG, "%s: train.optimizer = \"%s\": must be \"adam\" or \"sgd\"", path, c->train.optimizer);
+        fatal(EXIT_CONFIG, "%s: train.optimizer = \"%s\": must be \"adam\" or \"sgd\"", where, c->train.optimizer);
     int needs_ckpt = !strcmp(phase, "linear") || !strcmp(phase, "finetune") || !strcmp(phase, "eval") ||
                      !strcmp(phase, "distill");
     if (needs_ckpt && !c->checkpoint[0])
-        fatal(EXIT_CONFIG, "%s: phase %s needs 'checkpoint' (the checkpoint to start from)", path, phase);
+        fatal(EXIT_CONFIG, "%s: phase %s needs 'checkpoint' (the checkpoint to start from)", where, phase);
     if (!c->data.eval_split[0] && c->data.eval_per_class < 1)
-        fatal(EXIT_CONFIG, "%s: data.eval_per_class must be >= 1 when data.eval_split is \"\"", path);
+        fatal(EXIT_CONFIG, "%s: data.eval_per_class must be >= 1 when data.eval_split is \"\"", where);
     c->model.num_classes = c->data.num_classes;
     uselocale(old_locale);
 }

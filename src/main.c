@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "config.h"
 #include "data.h"
 #include "dist.h"
 #include "phases.h"
@@ -15,6 +16,7 @@ static const char *USAGE =
     "\n"
     "usage:\n"
     "  mpirun -np N build/simclr PHASE CONFIG.cfg [--set key=value ...]\n"
+    "  build/simclr PHASE CONFIG.cfg [--set key=value ...] --check   (validate the config only: exit 0 or 3)\n"
     "  build/simclr import SRC_DIR OUT_DIR --split NAME [--labels-from-folders] [--skip-bad]\n"
     "  build/simclr --help | --version\n"
     "\n"
@@ -80,11 +82,18 @@ int main(int argc, char **argv)
     if (!is_training_phase(argv[1]) && strcmp(argv[1], "eval")) return usage_error("unknown phase (pretrain, linear, finetune, baseline, distill, eval, import)", argv[1]);
     if (argc < 3 || argv[2][0] == '-') return usage_error("missing CONFIG.cfg after the phase", argv[1]);
     char *sets[256];
-    int nsets = 0;
+    int nsets = 0, check = 0;
     for (int i = 3; i < argc; i++) {
-        if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 256) sets[nsets++] = argv[++i];
+        if (!strcmp(argv[i], "--check")) check = 1;
+        else if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 256) sets[nsets++] = argv[++i];
         else if (!strncmp(argv[i], "--set=", 6) && nsets < 256) sets[nsets++] = argv[i] + 6;
         else return usage_error("unexpected argument", argv[i]);
+    }
+    if (check) { /* no MPI, no data: what config_load refuses (exit 3) is all it checks */
+        config c;
+        config_load(&c, argv[2], argv[1], sets, nsets);
+        printf("simclr %s: %s with %d --set: configuration valid\n", argv[1], argv[2], nsets);
+        return 0;
     }
     dist_init(&argc, &argv);
     int rc = run_phase(argv[1], argv[2], sets, nsets);

@@ -46,6 +46,8 @@ typedef struct {
     int64_t step;  /* optimizer steps done */
     int start_epoch;
     int64_t skip_steps; /* steps of start_epoch already done (mid-epoch resume) */
+    int64_t init_step;  /* step and config_hash of the checkpoint the encoder started from */
+    uint64_t init_hash; /* (-1: none), stored in this run's checkpoints */
     double t_data;      /* seconds in reading + augmenting images this epoch (this rank) */
 } run_ctx;
 
@@ -317,7 +319,8 @@ static void save_checkpoint(run_ctx *r, int64_t epoch, const char *name)
         char path[PATH_MAX + 64];
         snprintf(path, sizeof path, "%s/%s", r->cfg.run_dir, name);
         ckpt_meta meta = {.epoch = epoch, .step = r->step, .world_size = r->world, .seed = r->cfg.seed,
-                          .config_hash = config_hash(r->cfg_text), .config_text = r->cfg_text};
+                          .config_hash = config_hash(r->cfg_text), .config_text = r->cfg_text,
+                          .init_step = r->init_step, .init_config_hash = r->init_hash};
         snprintf(meta.phase, sizeof meta.phase, "%s", r->cfg.phase);
         snprintf(meta.eval_set, sizeof meta.eval_set, "%s", r->eval_set);
         ckpt_save(path, &r->m, &meta, 1);
@@ -408,6 +411,8 @@ static int try_resume(run_ctx *r, size_t steps_per_epoch)
                   "back, or start over with resume = \"none\" or another run_dir)", path, same[i], was, same[i], now);
     }
     free(text);
+    r->init_step = meta.init_step;
+    r->init_hash = meta.init_config_hash;
     r->step = meta.step;
     r->start_epoch = (int)meta.epoch;
     r->skip_steps = meta.step - meta.epoch * (int64_t)steps_per_epoch;
@@ -418,6 +423,24 @@ static int try_resume(run_ctx *r, size_t steps_per_epoch)
         printf("%s: resumed from %s (epoch %lld, step %lld, written by %lld ranks)\n", r->cfg.phase, path,
                (long long)meta.epoch, (long long)meta.step, (long long)meta.world_size);
     return 1;
+}
+
+/* A resumed linear / finetune / distill run continues from the encoder it started with; if
+ * that checkpoint (`init`) has since been trained further or replaced (another step or
+ * config), finishing the run would report a result of the old encoder as the new one's:
+ * refuse. Skipped when the file is gone (the run does not need it) or the resumed checkpoint
+ * predates the init_* attributes. */
+static void init_unchanged(run_ctx *r, const char *init)
+{
+    if (r->rank != 0 || !init[0] || r->init_step < 0 || access(init, R_OK) != 0) return;
+    ckpt_meta now;
+    ckpt_load(init, &r->m, 0, 0, &now); /* metadata only: no group is read */
+    free(now.config_text);
+    if (now.step != r->init_step || now.config_hash != r->init_hash)
+        fatal(EXIT_CKPT, "%s: this %s run started from %s at step %lld, which now holds step %lld%s: "
+              "its result would be the old encoder's; start over (resume = \"none\", or remove %s)", r->cfg.run_dir,
+              r->cfg.phase, init, (long long)r->init_step, (long long)now.step,
+              now.config_hash != r->init_hash ? " of another configuration" : "", r->cfg.run_dir);
 }
 
 /* ---- training helpers ------------------------------------------------------------- */
@@ -750,8 +773,12 @@ static int classify(run_ctx *r)
     const size_t spe = steps_per_epoch(N, G);
     const int g0 = train_encoder ? GROUP_ENCODER : GROUP_CLASSIFIER;
     const char *init = distill ? c->distill.init : is_phase(r, "baseline") ? "" : c->checkpoint;
-    if (!try_resume(r, spe) && init[0]) {
+    if (try_resume(r, spe)) {
+        init_unchanged(r, init);
+    } else if (init[0]) {
         ckpt_meta meta = load_checkpoint(r, init, 1u << GROUP_ENCODER, 0, NULL);
+        r->init_step = meta.step;
+        r->init_hash = meta.config_hash;
         if (r->rank == 0) printf("%s: encoder from %s (%s, epoch %lld)\n", c->phase, init, meta.phase, (long long)meta.epoch);
     }
     float *soft = distill ? teacher_labels(r) : NULL; /* after the student's checkpoints: those fail fast */
@@ -934,6 +961,7 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
 {
     run_ctx r;
     memset(&r, 0, sizeof r);
+    r.init_step = -1;
     r.rank = dist_rank();
     r.world = dist_world();
     if (r.rank == 0) {

@@ -154,6 +154,17 @@ expect "finetune (cosine) resumed with more epochs: exit 6 naming train.epochs" 
   "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=40 --set train.epochs=2 --set "checkpoint=$pre/final.h5" --set "run_dir=$ft"
 expect "finetune resumed with another schedule: exit 6 naming train.schedule" 6 -m "train.schedule" -- \
   "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=40 --set train.schedule=constant --set "checkpoint=$pre/final.h5" --set "run_dir=$ft"
+# a finished finetune is not resumed after its encoder checkpoint was trained further: its
+# result would be the old encoder's (jobs/pipeline.sh reruns with --set pretrain:train.epochs=N)
+cp -r "$pre" "$tmp/pre-more"
+ftst=(conf/finetune.cfg "${tiny[@]}" --set train.batch=40 --set "checkpoint=$tmp/pre-more/final.h5" --set "run_dir=$tmp/ft-stale")
+expect "finetune from a copy of the pretrain run" 0 -- "${np1[@]}" finetune "${ftst[@]}"
+expect "  ... rerun with the encoder unchanged: nothing to do, exit 0" 0 -m "resumed from" -- "${np1[@]}" finetune "${ftst[@]}"
+expect "  ... pretraining continued to epoch 2" 0 -m "resumed from" -- \
+  "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.batch=100 --set pretrain.probe_batch=0 --set train.epochs=2 \
+  --set "run_dir=$tmp/pre-more"
+expect "  ... the finetune rerun refuses the stale result: exit 6" 6 -m "which now holds step" -m "$tmp/pre-more/final.h5" -- \
+  "${np1[@]}" finetune "${ftst[@]}"
 expect "distill with a pretrain checkpoint as teacher: exit 6" 6 -m "$pre/final.h5" -m "no classifier" -- \
   "${np2[@]}" distill conf/distill.cfg "${tiny[@]}" --set "checkpoint=$pre/final.h5" --set "distill.init=$pre/final.h5" --set "run_dir=$tmp/d-pre"
 expect "distill without a teacher: exit 3" 3 -m checkpoint -- \
@@ -240,6 +251,16 @@ fi
 printf 'model.batchnorm=false\nthis is wrong\n' > "$tmp/bad.overrides"
 expect "pipeline.sh --overrides with a malformed line: exit 2 naming file and line" 2 -m "$tmp/bad.overrides:2" -m "this is wrong" -- \
   jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --overrides "$tmp/bad.overrides"
+printf 'pretrian:train.epochs=2\n' > "$tmp/typo.overrides"
+expect "pipeline.sh --overrides with a misspelled phase: exit 2 naming file and line" 2 -m "$tmp/typo.overrides:1" -- \
+  jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --overrides "$tmp/typo.overrides"
+printf '# comment\nrun_dir=/elsewhere\n' > "$tmp/rundir.overrides"
+expect "pipeline.sh --overrides setting run_dir: exit 2 naming file and line" 2 -m "$tmp/rundir.overrides:2" -m "set by this script" -- \
+  jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --overrides "$tmp/rundir.overrides"
+printf 'eval:model.bogus=1\n' > "$tmp/bogus.overrides"
+expect "pipeline.sh: an unknown key for the last phase fails before any step: exit 3" 3 -m "model.bogus" -m "nothing was run" -- \
+  jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bogus" --overrides "$tmp/bogus.overrides"
+[[ ! -e $tmp/pl-bogus/pretrain ]] && ok "  ... and no phase ran" || bad "a phase ran before the config check failed" "$(ls "$tmp/pl-bogus")"
 expect "pipeline.sh --set with an unknown phase before the colon: exit 2" 2 -m "--set pretrian:train.epochs=2" -- \
   jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --set pretrian:train.epochs=2
 expect "recipes.sh --set PHASE:seed: exit 2" 2 -m "set by this script" -- jobs/recipes.sh --data "$data" --recipe a --set pretrain:seed=3
