@@ -82,7 +82,19 @@ char *config_to_text(const config *c);
  * Used to refuse resuming a run whose identity (seed, label budget, teacher...) changed. */
 int config_text_differs(const char *text, const config *c, const char *key, char *was, char *now, size_t n);
 
-/* FNV-1a 64-bit hash of a string (config text), stored in checkpoints. */
+/* The first key, in schema order, that can change what a run trains (all keys but run_dir,
+ * resume, checkpoint, data.dir, distill.init, train.eval_every and run.*) and that `text`
+ * (as for config_text_differs) gives another value than c has; its values as text in was /
+ * now (n bytes each). NULL when there is none. fatal(EXIT_CKPT) when text does not parse.
+ * Used to refuse rerunning a finished run under other settings. */
+const char *config_training_difference(const char *text, const config *c, char *was, char *now, size_t n);
+
+/* FNV-1a 64-bit hash of a string. */
 uint64_t config_hash(const char *text);
+
+/* FNV-1a 64-bit hash of "key=value" lines of the same keys (those that can change what a
+ * run trains), stored in checkpoints as config_hash: two runs that differ only in paths,
+ * threads or logging have the same hash. */
+uint64_t config_training_hash(const config *c);
 
 #endif

@@ -98,7 +98,8 @@ for seed in "${S[@]}"; do
     printf '\n==== %s jobs/pipeline.sh %s\n' "$(date -u +%FT%TZ)" "${args[*]}" >> "$dir.log"
     "$root/jobs/pipeline.sh" "${args[@]}" >> "$dir.log" 2>&1 || rc=$?
     if ((rc != 0)); then
-      ((rc == 2 || rc == 3)) && rm -f "$dir.cmd"  # refused before any step ran: not a record
+      # refused before any phase ran (usage, or the pipeline's config check): not a record
+      if ((rc == 2 || rc == 3)) && [[ ! -e $dir/pretrain ]]; then rm -f "$dir.cmd"; fi
       grep -m1 'error:' "$dir.log" >&2 || tail -5 "$dir.log" >&2
       die "$rc" "recipe $name, seed $seed failed (exit $rc): $dir.log"
     fi

@@ -494,10 +494,26 @@ static void field_text(const config *c, const key_spec *k, char *out, size_t n)
     switch (k->type) {
     case T_INT: snprintf(out, n, "%d", *(const int *)f); break;
     case T_INT64: snprintf(out, n, "%lld", (long long)*(const int64_t *)f); break;
-    case T_FLOAT: snprintf(out, n, "%.17g", *(const double *)f); break;
+    case T_FLOAT: /* the augment.* fields are float (aug_cfg), the others double */
+        if (k->size == sizeof(float)) snprintf(out, n, "%.7g", (double)*(const float *)f);
+        else snprintf(out, n, "%.17g", *(const double *)f);
+        break;
     case T_BOOL: snprintf(out, n, "%s", *(const int *)f ? "true" : "false"); break;
     case T_STR: snprintf(out, n, "\"%s\"", f); break;
     }
+}
+
+/* The configuration stored in a checkpoint (config_to_text), read over the defaults. */
+static void parse_stored(const char *text, config *o)
+{
+    config_defaults(o);
+    config_t cf;
+    config_init(&cf);
+    if (config_read_string(&cf, text) != CONFIG_TRUE)
+        fatal(EXIT_CKPT, "the configuration stored in the checkpoint does not parse (line %d: %s)",
+              config_error_line(&cf), config_error_text(&cf));
+    walk(o, config_root_setting(&cf), "the configuration stored in the checkpoint", NULL);
+    config_destroy(&cf);
 }
 
 int config_text_differs(const char *text, const config *c, const char *key, char *was, char *now, size_t n)
@@ -505,17 +521,58 @@ int config_text_differs(const char *text, const config *c, const char *key, char
     const key_spec *k = find_key(key);
     if (!k) fatal(EXIT_CKPT, "config_text_differs: '%s' is not a config key", key);
     config o;
-    config_defaults(&o);
-    config_t cf;
-    config_init(&cf);
-    if (config_read_string(&cf, text) != CONFIG_TRUE)
-        fatal(EXIT_CKPT, "the configuration stored in the checkpoint does not parse (line %d: %s)",
-              config_error_line(&cf), config_error_text(&cf));
-    walk(&o, config_root_setting(&cf), "the configuration stored in the checkpoint", NULL);
-    config_destroy(&cf);
+    parse_stored(text, &o);
     field_text(&o, k, was, n);
     field_text(c, k, now, n);
     return strcmp(was, now) != 0;
+}
+
+/* Keys that cannot change what a run trains: where files are, how it runs and reports. */
+static int training_key(const char *path)
+{
+    static const char *const skip[] = {"run_dir", "resume", "checkpoint", "data.dir", "distill.init",
+                                       "train.eval_every"};
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+        if (!strcmp(path, skip[i])) return 0;
+    return strncmp(path, "run.", 4) != 0;
+}
+
+const char *config_training_difference(const char *text, const config *c, char *was, char *now, size_t n)
+{
+    config o;
+    parse_stored(text, &o);
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (!training_key(SCHEMA[i].path)) continue;
+        field_text(&o, &SCHEMA[i], was, n);
+        field_text(c, &SCHEMA[i], now, n);
+        if (strcmp(was, now)) return SCHEMA[i].path;
+    }
+    return NULL;
+}
+
+uint64_t config_hash(const char *text)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) h = (h ^ *p) * 0x100000001b3ULL;
+    return h;
+}
+
+uint64_t config_training_hash(const config *c)
+{
+    char *lines = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&lines, &len);
+    if (!mem) fatal(EXIT_INTERNAL, "config_training_hash: out of memory");
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (!training_key(SCHEMA[i].path)) continue;
+        char value[PATH_MAX + 8];
+        field_text(c, &SCHEMA[i], value, sizeof value);
+        fprintf(mem, "%s=%s\n", SCHEMA[i].path, value);
+    }
+    fclose(mem);
+    uint64_t h = config_hash(lines);
+    free(lines);
+    return h;
 }
 
 char *config_to_text(const config *c)
@@ -557,9 +614,3 @@ char *config_to_text(const config *c)
     return text;
 }
 
-uint64_t config_hash(const char *text)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) h = (h ^ *p) * 0x100000001b3ULL;
-    return h;
-}

@@ -319,7 +319,7 @@ static void save_checkpoint(run_ctx *r, int64_t epoch, const char *name)
         char path[PATH_MAX + 64];
         snprintf(path, sizeof path, "%s/%s", r->cfg.run_dir, name);
         ckpt_meta meta = {.epoch = epoch, .step = r->step, .world_size = r->world, .seed = r->cfg.seed,
-                          .config_hash = config_hash(r->cfg_text), .config_text = r->cfg_text,
+                          .config_hash = config_training_hash(&r->cfg), .config_text = r->cfg_text,
                           .init_step = r->init_step, .init_config_hash = r->init_hash};
         snprintf(meta.phase, sizeof meta.phase, "%s", r->cfg.phase);
         snprintf(meta.eval_set, sizeof meta.eval_set, "%s", r->eval_set);
@@ -379,7 +379,10 @@ static ckpt_meta load_classifier(run_ctx *r, const char *path, const char *why)
     return meta;
 }
 
-/* resume = "auto" (LATEST of run_dir, if any), "none", or a path. Returns 1 if resumed. */
+/* resume = "auto" (LATEST of run_dir, if any), "none", or a path. Returns 0 when it starts
+ * afresh, 1 when it resumed, 2 when the checkpoint has finished the run already (nothing to
+ * do: the caller returns without writing anything); a finished run under settings that
+ * would train something else is refused. */
 static int try_resume(run_ctx *r, size_t steps_per_epoch)
 {
     char path[PATH_MAX] = "";
@@ -410,6 +413,15 @@ static int try_resume(run_ctx *r, size_t steps_per_epoch)
             fatal(EXIT_CKPT, "%s: written with %s = %s, this run has %s = %s: a resumed run keeps it (set it "
                   "back, or start over with resume = \"none\" or another run_dir)", path, same[i], was, same[i], now);
     }
+    const int finished = meta.epoch >= r->cfg.train.epochs;
+    if (finished && r->rank == 0) {
+        char was[PATH_MAX + 8], now[PATH_MAX + 8];
+        const char *k = config_training_difference(text, &r->cfg, was, now, sizeof was);
+        if (k)
+            fatal(EXIT_CKPT, "%s: this %s run finished (epoch %lld) with %s = %s, this run has %s = %s: rerunning it "
+                  "would keep the old result under the new settings; remove %s or use another run_dir", path,
+                  r->cfg.phase, (long long)meta.epoch, k, was, k, now, r->cfg.run_dir);
+    }
     free(text);
     r->init_step = meta.init_step;
     r->init_hash = meta.init_config_hash;
@@ -419,10 +431,13 @@ static int try_resume(run_ctx *r, size_t steps_per_epoch)
     if (r->skip_steps < 0 || (size_t)r->skip_steps > steps_per_epoch)
         fatal(EXIT_CKPT, "%s: step %lld does not fit epoch %lld with %zu steps per epoch: the batch "
               "size or data changed since it was written", path, (long long)meta.step, (long long)meta.epoch, steps_per_epoch);
-    if (r->rank == 0)
+    if (r->rank == 0 && finished)
+        printf("%s: %s finished this run already (epoch %lld, step %lld): nothing to do\n", r->cfg.phase, path,
+               (long long)meta.epoch, (long long)meta.step);
+    else if (r->rank == 0)
         printf("%s: resumed from %s (epoch %lld, step %lld, written by %lld ranks)\n", r->cfg.phase, path,
                (long long)meta.epoch, (long long)meta.step, (long long)meta.world_size);
-    return 1;
+    return finished ? 2 : 1;
 }
 
 /* A resumed linear / finetune / distill run continues from the encoder it started with; if
@@ -437,10 +452,11 @@ static void init_unchanged(run_ctx *r, const char *init)
     ckpt_load(init, &r->m, 0, 0, &now); /* metadata only: no group is read */
     free(now.config_text);
     if (now.step != r->init_step || now.config_hash != r->init_hash)
-        fatal(EXIT_CKPT, "%s: this %s run started from %s at step %lld, which now holds step %lld%s: "
-              "its result would be the old encoder's; start over (resume = \"none\", or remove %s)", r->cfg.run_dir,
-              r->cfg.phase, init, (long long)r->init_step, (long long)now.step,
-              now.config_hash != r->init_hash ? " of another configuration" : "", r->cfg.run_dir);
+        fatal(EXIT_CKPT, "%s: this %s run started from %s at step %lld, which now holds %s (step %lld): its "
+              "result would be the old encoder's; start over (resume = \"none\", or remove %s)", r->cfg.run_dir,
+              r->cfg.phase, init, (long long)r->init_step,
+              now.step != r->init_step ? "a run trained further or retrained" : "a run of other settings", (long long)now.step,
+              r->cfg.run_dir);
 }
 
 /* ---- training helpers ------------------------------------------------------------- */
@@ -633,6 +649,7 @@ static int pretrain(run_ctx *r)
     const size_t spe = steps_per_epoch(N, G);
     const size_t GP = (size_t)c->pretrain.probe_batch;
     const size_t probe_spe = GP ? steps_per_epoch(r->train.n, GP) : 0;
+    if (try_resume(r, spe) == 2) return 0;
 
     ntxent_dist nt;
     ntxent_dist_init(&nt, G, D, r->world, r->rank);
@@ -645,7 +662,6 @@ static int pretrain(run_ctx *r)
     int64_t *pperm = xcalloc(r->train.n ? r->train.n : 1, sizeof *pperm, "probe permutation");
     const aug_cfg *aug = &c->aug_contrastive;
 
-    try_resume(r, spe);
     start_outputs(r);
     if (r->rank == 0)
         printf("pretrain: %zu unlabeled images, global batch %zu (%zu views, %zu per rank on %d rank%s), "
@@ -773,9 +789,10 @@ static int classify(run_ctx *r)
     const size_t spe = steps_per_epoch(N, G);
     const int g0 = train_encoder ? GROUP_ENCODER : GROUP_CLASSIFIER;
     const char *init = distill ? c->distill.init : is_phase(r, "baseline") ? "" : c->checkpoint;
-    if (try_resume(r, spe)) {
-        init_unchanged(r, init);
-    } else if (init[0]) {
+    const int resumed = try_resume(r, spe);
+    if (resumed) init_unchanged(r, init);
+    if (resumed == 2) return 0;
+    if (!resumed && init[0]) {
         ckpt_meta meta = load_checkpoint(r, init, 1u << GROUP_ENCODER, 0, NULL);
         r->init_step = meta.step;
         r->init_hash = meta.config_hash;

@@ -159,11 +159,18 @@ expect "finetune resumed with another schedule: exit 6 naming train.schedule" 6 
 cp -r "$pre" "$tmp/pre-more"
 ftst=(conf/finetune.cfg "${tiny[@]}" --set train.batch=40 --set "checkpoint=$tmp/pre-more/final.h5" --set "run_dir=$tmp/ft-stale")
 expect "finetune from a copy of the pretrain run" 0 -- "${np1[@]}" finetune "${ftst[@]}"
-expect "  ... rerun with the encoder unchanged: nothing to do, exit 0" 0 -m "resumed from" -- "${np1[@]}" finetune "${ftst[@]}"
+expect "  ... rerun with the encoder unchanged: nothing to do, exit 0" 0 -m "nothing to do" -- "${np1[@]}" finetune "${ftst[@]}"
 expect "  ... pretraining continued to epoch 2" 0 -m "resumed from" -- \
   "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.batch=100 --set pretrain.probe_batch=0 --set train.epochs=2 \
   --set "run_dir=$tmp/pre-more"
-expect "  ... the finetune rerun refuses the stale result: exit 6" 6 -m "which now holds step" -m "$tmp/pre-more/final.h5" -- \
+expect "  ... a rerun of the finished pretraining with another augmentation: exit 6 naming the key" 6 \
+  -m "finished (epoch 2) with augment.contrastive.blur = 0, this run has augment.contrastive.blur = 0.5" -- \
+  "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.batch=100 --set pretrain.probe_batch=0 --set train.epochs=2 \
+  --set augment.contrastive.blur=0.5 --set "run_dir=$tmp/pre-more"
+expect "  ... a rerun with other threads and logging only: nothing to do, exit 0" 0 -m "nothing to do" -- \
+  "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.batch=100 --set pretrain.probe_batch=0 --set train.epochs=2 \
+  --set run.threads=2 --set run.log_interval_s=5.0 --set "run_dir=$tmp/pre-more"
+expect "  ... the finetune rerun refuses the stale result: exit 6" 6 -m "which now holds a run trained further or retrained" -m "$tmp/pre-more/final.h5" -- \
   "${np1[@]}" finetune "${ftst[@]}"
 expect "distill with a pretrain checkpoint as teacher: exit 6" 6 -m "$pre/final.h5" -m "no classifier" -- \
   "${np2[@]}" distill conf/distill.cfg "${tiny[@]}" --set "checkpoint=$pre/final.h5" --set "distill.init=$pre/final.h5" --set "run_dir=$tmp/d-pre"

@@ -441,6 +441,33 @@ static void test_config_hash(void **state)
     assert_true(config_hash("lr = 0.1;") != config_hash("lr = 0.2;"));
 }
 
+/* config_training_hash / config_training_difference: paths, threads and logging do not count,
+ * an augmentation probability (a float field) or the epochs do; the differing key is named
+ * with both values as written in a config. */
+static void test_training_difference(void **state)
+{
+    config a, b;
+    config_defaults(&a);
+    config_defaults(&b);
+    snprintf(b.run_dir, sizeof b.run_dir, "elsewhere");
+    snprintf(b.data.dir, sizeof b.data.dir, "other-data");
+    b.run.threads = 7;
+    b.run.log_interval_s = 3.0;
+    b.train.eval_every = 4;
+    assert_true(config_training_hash(&a) == config_training_hash(&b));
+    char *text = config_to_text(&a), was[64], now[64];
+    assert_null(config_training_difference(text, &b, was, now, sizeof was));
+    b.aug_contrastive.blur = 0.5f;
+    assert_true(config_training_hash(&a) != config_training_hash(&b));
+    assert_string_equal(config_training_difference(text, &b, was, now, sizeof was), "augment.contrastive.blur");
+    assert_string_equal(was, "0");
+    assert_string_equal(now, "0.5");
+    b.aug_contrastive.blur = a.aug_contrastive.blur;
+    b.train.epochs = a.train.epochs + 1;
+    assert_string_equal(config_training_difference(text, &b, was, now, sizeof was), "train.epochs");
+    free(text);
+}
+
 /* Loads a config in the child and checks the parsed numbers itself (printing them would
  * use the decimal comma of the locale under test). */
 static void do_load_check_numbers(void *p)
@@ -568,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_set_errors),
         cmocka_unit_test(test_to_text_reads_back),
         cmocka_unit_test(test_config_hash),
+        cmocka_unit_test(test_training_difference),
         cmocka_unit_test(test_locale_independent),
         cmocka_unit_test(test_hostile_files),
         cmocka_unit_test(test_big_integers),
