@@ -35,6 +35,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "pipeline.sh: $2" >&2; exit "$1"; }
 usage() { sed -n '2,/^set -euo/s/^# \{0,1\}//p' "$0"; exit "$1"; }
 
+phases='pretrain|linear|finetune|baseline|eval'  # the phases this script runs (PHASE: prefixes)
 own_key() {  # own_key K=V WHERE: refuse the keys this script sets itself
   local k=${1%%=*}
   case ${k#*:} in
@@ -56,8 +57,8 @@ while (($#)); do
     --runs) runs=$2 ;;
     --set) own_key "$2" "--set $2"
            case ${2%%=*} in
-             *:*) [[ ${2%%:*} =~ ^(pretrain|linear|finetune|baseline|eval)$ ]] ||
-                    die 2 "--set $2: before the colon, one of pretrain linear finetune baseline eval"
+             *:*) [[ ${2%%:*} =~ ^($phases)$ ]] ||
+                    die 2 "--set $2: before the colon, one of ${phases//|/ }"
                   phase_only+=("$2") ;;
              *) sets+=(--set "$2") ;;
            esac ;;
@@ -78,8 +79,8 @@ read_overrides() {  # read_overrides FILE ARRAY: FILE's key=value lines appended
     n=$((n + 1)) raw=${raw%$'\r'}
     line=$(sed -E 's/(^|[[:space:]])#.*$//; s/^[[:space:]]+//; s/[[:space:]]+$//' <<< "$raw")
     [[ -z $line ]] && continue
-    [[ $line =~ ^((pretrain|linear|finetune|baseline|eval|distill):)?[A-Za-z0-9_.]+=.*$ ]] ||
-      die 2 "$1:$n: want key=value or PHASE:key=value (PHASE: pretrain linear finetune baseline eval distill), not '$raw'"
+    [[ $line =~ ^(($phases|distill):)?[A-Za-z0-9_.]+=.*$ ]] ||  # distill: for conf/sample.overrides' users
+      die 2 "$1:$n: want key=value or PHASE:key=value (PHASE: ${phases//|/ } distill), not '$raw'"
     own_key "$line" "$1:$n"
     into+=("$line")
   done < "$1"
@@ -149,7 +150,7 @@ evaluate() {  # evaluate PHASE: evaluate $runs/PHASE/final.h5 into $runs/eval-PH
 }
 
 # every phase's configuration first (keys, values, types): a typo fails now, not hours later
-for phase in pretrain linear finetune baseline eval; do
+for phase in ${phases//|/ }; do
   args_of "$phase" linear
   out=$("$SIMCLR" "${cmd_args[@]}" --check 2>&1) || { rc=$?; echo "$out" >&2; die "$rc" "the $phase configuration is invalid (nothing was run)"; }
 done

@@ -201,7 +201,7 @@ static const char *type_name(key_type t)
 /* Stores a value into the struct field of spec k; aug float fields are float, others double. */
 static void store_float(config *c, const key_spec *k, double v)
 {
-    if (!strncmp(k->path, "augment.", 8)) *(float *)((char *)c + k->off) = (float)v;
+    if (k->size == sizeof(float)) *(float *)((char *)c + k->off) = (float)v; /* aug_cfg fields */
     else *(double *)((char *)c + k->off) = v;
 }
 
@@ -212,7 +212,7 @@ static double load_number(const config *c, const key_spec *k)
     case T_INT: case T_BOOL: return *(const int *)p;
     case T_INT64: return (double)*(const int64_t *)p;
     case T_FLOAT: {
-        if (strncmp(k->path, "augment.", 8)) return *(const double *)p;
+        if (k->size != sizeof(float)) return *(const double *)p;
         char buf[32]; /* the shortest decimal of the float (0.6, not 0.600000023841858) */
         snprintf(buf, sizeof buf, "%.7g", (double)*(const float *)p);
         return strtod(buf, NULL);
@@ -494,7 +494,7 @@ static void field_text(const config *c, const key_spec *k, char *out, size_t n)
     switch (k->type) {
     case T_INT: snprintf(out, n, "%d", *(const int *)f); break;
     case T_INT64: snprintf(out, n, "%lld", (long long)*(const int64_t *)f); break;
-    case T_FLOAT: /* the augment.* fields are float (aug_cfg), the others double */
+    case T_FLOAT: /* float fields (aug_cfg) told by their size, as in store_float and load_number */
         if (k->size == sizeof(float)) snprintf(out, n, "%.7g", (double)*(const float *)f);
         else snprintf(out, n, "%.17g", *(const double *)f);
         break;
