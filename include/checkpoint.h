@@ -52,6 +52,11 @@ void ckpt_set_latest(const char *run_dir, const char *name);
  * is none (no LATEST, or it names a missing file: then a warning). */
 int ckpt_latest(const char *run_dir, char *out, size_t outsz);
 
+/* Reads only the metadata of path (no tensors): phase, epoch, ..., config_text (malloc'd:
+ * the caller frees it). Used to build the model a checkpoint needs before loading it (eval
+ * of a linear probe on the conv features). fatal(EXIT_CKPT) naming the file as ckpt_load. */
+ckpt_meta ckpt_read_meta(const char *path);
+
 /* Loads the parameters of the groups in group_mask (bit 1 << GROUP_*) and, when
  * with_optimizer, their Adam moments, from path into m; fills meta (meta->config_text
  * malloc'd). fatal(EXIT_CKPT) naming the file and tensor: not HDF5, truncated, missing

@@ -35,6 +35,9 @@ typedef struct {
         int num_classes;
     } data;
     model_cfg model;
+    char probe_features[16]; /* model.probe_features: what the linear probe reads, "embed" (the
+                              * encoder output, keras example) or "conv" (the flattened last
+                              * conv feature map, before the encoder's dense layer) */
     struct {
         int epochs, batch; /* batch: the GLOBAL batch (images per optimizer step, all ranks) */
         double lr, beta1, beta2, eps, weight_decay;
@@ -52,7 +55,8 @@ typedef struct {
         double temperature;  /* tau of the teacher's soft labels and the student's softmax */
         char init[PATH_MAX]; /* checkpoint whose encoder starts the student; "" = random */
     } distill;
-    aug_cfg aug_contrastive, aug_classification;
+    aug_cfg aug_contrastive, aug_classification; /* pretrain views; finetune/baseline/distill */
+    aug_cfg aug_probe;                           /* linear probe (keras example: = classification) */
     struct {
         int threads;           /* BLIS threads per rank; 0 = cores per node / ranks per node */
         int workspace_mb;      /* im2col workspace per rank */
@@ -75,6 +79,11 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
  * frees it. Written to RUN_DIR/config.resolved.cfg and into every checkpoint. */
 char *config_to_text(const config *c);
 
+/* Parses `text` (a resolved configuration as config_to_text writes it, e.g. the copy inside
+ * a checkpoint) into out over the defaults: keys absent from text keep their defaults.
+ * fatal(EXIT_CKPT) when it does not parse. */
+void config_from_text(const char *text, config *out);
+
 /* 1 when `text` (a resolved configuration as config_to_text writes it, e.g. the copy inside
  * a checkpoint) gives `key` (a schema key such as "seed") another value than c has, else 0;
  * the two values are written as text to was (text's) and now (c's), n bytes each. Keys absent from text count
@@ -82,8 +91,13 @@ char *config_to_text(const config *c);
  * Used to refuse resuming a run whose identity (seed, label budget, teacher...) changed. */
 int config_text_differs(const char *text, const config *c, const char *key, char *was, char *now, size_t n);
 
+/* 1 when phase never reads key (a schema path such as "augment.probe.flip" or a --set
+ * string "key=value"), e.g. pretrain.* in finetune, augment.classification.* in linear. */
+int config_key_unused(const char *phase, const char *key);
+
 /* The first key, in schema order, that can change what a run trains (all keys but run_dir,
- * resume, checkpoint, data.dir, distill.init, train.eval_every and run.*) and that `text`
+ * resume, checkpoint, data.dir, distill.init, train.eval_every, run.* and the keys phase
+ * c->phase never reads: config_key_unused) and that `text`
  * (as for config_text_differs) gives another value than c has; its values as text in was /
  * now (n bytes each). NULL when there is none. fatal(EXIT_CKPT) when text does not parse.
  * Used to refuse rerunning a finished run under other settings. */
@@ -93,7 +107,7 @@ const char *config_training_difference(const char *text, const config *c, char *
 uint64_t config_hash(const char *text);
 
 /* FNV-1a 64-bit hash of "key=value" lines of the same keys (those that can change what a
- * run trains), stored in checkpoints as config_hash: two runs that differ only in paths,
+ * run of phase c->phase trains), stored in checkpoints as config_hash: two runs that differ only in paths,
  * threads or logging have the same hash. */
 uint64_t config_training_hash(const config *c);
 

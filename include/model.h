@@ -5,7 +5,9 @@
  *               with batchnorm: conv (no bias) -> BatchNorm2d (statistics over the global
  *               batch, all ranks) -> ReLU, as in SimCLR's ResNet (Chen et al. 2020, B.9)
  *   projection: dense proj_dim + ReLU, dense proj_dim          (SimCLR's g(.))
- *   classifier: dense num_classes on the encoder output        (linear probe / fine-tune)
+ *   classifier: dense num_classes on the encoder output        (linear probe / fine-tune),
+ *               or with classifier_on_conv on the flattened last conv feature map
+ *               (flat_dim = width x 5 x 5: the linear probe of model.probe_features = "conv")
  *
  * All parameters live in ONE float buffer, tensors back to back in the order encoder,
  * projection head, classifier; so each group is one contiguous range (one allreduce, one
@@ -35,6 +37,8 @@ typedef struct {
     int proj_dim;    /* projection head width and output */
     int num_classes; /* classifier outputs */
     int batchnorm;   /* 0: the keras example (conv bias + ReLU); 1: conv + BatchNorm + ReLU */
+    int classifier_on_conv; /* 0: classifier on embed (embed_dim inputs); 1: on flat (flat_dim);
+                             * not a config key: phases.c sets it for the linear probe */
 } model_cfg;
 
 typedef struct {
@@ -117,8 +121,10 @@ void encoder_backward(model *m, size_t n);
 void head_forward(model *m, size_t n);
 void head_backward(model *m, size_t n);
 
-/* Classifier: embed -> logits (n, num_classes). Backward from dlogits: accumulates
- * classifier gradients; overwrites dembed when need_dembed != 0. */
+/* Classifier: embed (n, embed_dim), or with classifier_on_conv flat (n, flat_dim), ->
+ * logits (n, num_classes), overwritten. Backward from dlogits: accumulates classifier
+ * gradients; overwrites dembed when need_dembed != 0 (not allowed with classifier_on_conv:
+ * CHECK fails, the encoder is frozen under such a probe). */
 void classifier_forward(model *m, size_t n);
 void classifier_backward(model *m, size_t n, int need_dembed);
 

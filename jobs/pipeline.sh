@@ -77,6 +77,8 @@ read_overrides() {  # read_overrides FILE ARRAY: FILE's key=value lines appended
   [[ -f $1 && -r $1 ]] || die 2 "--overrides $1: no such readable file"
   while IFS= read -r raw || [[ -n $raw ]]; do
     n=$((n + 1)) raw=${raw%$'\r'}
+    ((n > 1)) || [[ $raw != $'\xef\xbb\xbf'* ]] ||
+      die 2 "$1:1: starts with a UTF-8 byte-order mark (EF BB BF): save the file as UTF-8 without BOM"
     line=$(sed -E 's/(^|[[:space:]])#.*$//; s/^[[:space:]]+//; s/[[:space:]]+$//' <<< "$raw")
     [[ -z $line ]] && continue
     [[ $line =~ ^(($phases|distill):)?[A-Za-z0-9_.]+=.*$ ]] ||  # distill: for conf/sample.overrides' users

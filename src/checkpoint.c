@@ -262,7 +262,10 @@ static void read_tensors(hid_t f, const char *path, const char *group, const par
             for (int i = 0; i < p->ndim; i++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", i ? "," : "", (long long)p->shape[i]);
             for (int i = 0; i < nd && i < 8; i++) snprintf(have + strlen(have), sizeof have - strlen(have), "%s%llu", i ? "," : "", (unsigned long long)dims[i]);
             fatal(EXIT_CKPT, "%s: tensor %s has shape (%s), the config expects (%s): checkpoint "
-                  "from another model configuration?", path, name, have, want);
+                  "from another model configuration?%s", path, name, have, want,
+                  strcmp(p->name, "classifier.weight") ? ""
+                  : " (a linear probe reads embed_dim features with model.probe_features = \"embed\", "
+                    "the flattened conv map with \"conv\")");
         }
         if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + p->offset) < 0)
             fatal(EXIT_CKPT, "%s: cannot read tensor %s (truncated file, or its checksum does not match: corrupted)", path, name);
@@ -278,8 +281,9 @@ static void read_tensors(hid_t f, const char *path, const char *group, const par
     }
 }
 
-void ckpt_load(const char *path, model *m, unsigned group_mask, int with_optimizer,
-               ckpt_meta *meta)
+/* Opens path read-only after checking it is a regular HDF5 file of this format version, and
+ * reads its metadata into meta (meta->config_text malloc'd). fatal(EXIT_CKPT) naming the file. */
+static hid_t open_meta(const char *path, ckpt_meta *meta)
 {
     quiet();
     struct stat st;
@@ -322,6 +326,21 @@ void ckpt_load(const char *path, model *m, unsigned group_mask, int with_optimiz
         fatal(EXIT_CKPT, "%s: invalid metadata: epoch %lld, step %lld, world_size %lld", path,
               (long long)meta->epoch, (long long)meta->step, (long long)meta->world_size);
     meta->config_text = read_string(f, path, "config", 0);
+    return f;
+}
+
+ckpt_meta ckpt_read_meta(const char *path)
+{
+    ckpt_meta meta;
+    hid_t f = open_meta(path, &meta);
+    if (H5Fclose(f) < 0) fatal(EXIT_CKPT, "%s: close failed", path);
+    return meta;
+}
+
+void ckpt_load(const char *path, model *m, unsigned group_mask, int with_optimizer,
+               ckpt_meta *meta)
+{
+    hid_t f = open_meta(path, meta);
     read_tensors(f, path, "params", m->tensor, m->ntensors, m->params, group_mask);
     read_tensors(f, path, "buffers", m->buffer, m->nbuffers, m->buffers, group_mask);
     if (with_optimizer) {

@@ -60,6 +60,7 @@ static const key_spec SCHEMA[] = {
     K("model.embed_dim", T_INT, model.embed_dim, 1, 65536),
     K("model.proj_dim", T_INT, model.proj_dim, 1, 65536),
     K("model.batchnorm", T_BOOL, model.batchnorm, 0, 1),
+    K("model.probe_features", T_STR, probe_features, 0, 0),
     K("train.epochs", T_INT, train.epochs, 1, 1e6),
     K("train.batch", T_INT, train.batch, 1, 1e8),
     K("train.lr", T_FLOAT, train.lr, 1e-12, 10),
@@ -88,6 +89,12 @@ static const key_spec SCHEMA[] = {
     K("augment.classification.flip", T_BOOL, aug_classification.flip, 0, 1),
     K("augment.classification.grayscale", T_FLOAT, aug_classification.grayscale, 0, 1),
     K("augment.classification.blur", T_FLOAT, aug_classification.blur, 0, 1),
+    K("augment.probe.min_area", T_FLOAT, aug_probe.min_area, 1e-3, 1),
+    K("augment.probe.brightness", T_FLOAT, aug_probe.brightness, 0, 1),
+    K("augment.probe.jitter", T_FLOAT, aug_probe.jitter, 0, 1),
+    K("augment.probe.flip", T_BOOL, aug_probe.flip, 0, 1),
+    K("augment.probe.grayscale", T_FLOAT, aug_probe.grayscale, 0, 1),
+    K("augment.probe.blur", T_FLOAT, aug_probe.blur, 0, 1),
     K("run.threads", T_INT, run.threads, 0, 1024),
     K("run.workspace_mb", T_INT, run.workspace_mb, 1, 1 << 20),
     K("run.log_interval_s", T_FLOAT, run.log_interval_s, 0, 1e9),
@@ -122,6 +129,8 @@ void config_defaults(config *c)
     c->distill.temperature = 1.0;
     c->aug_contrastive = (aug_cfg){0.25f, 0.6f, 0.2f, 1, 0.0f, 0.0f};
     c->aug_classification = (aug_cfg){0.75f, 0.3f, 0.1f, 1, 0.0f, 0.0f};
+    c->aug_probe = c->aug_classification;
+    snprintf(c->probe_features, sizeof c->probe_features, "embed");
     c->run.workspace_mb = 64;
     c->run.log_interval_s = 10.0;
     c->run.checkpoint_every = 1;
@@ -475,6 +484,8 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
     if (!c->data.dir[0]) fatal(EXIT_CONFIG, "%s: data.dir is required", where);
     if (strcmp(c->train.schedule, "constant") && strcmp(c->train.schedule, "cosine"))
         fatal(EXIT_CONFIG, "%s: train.schedule = \"%s\": must be \"constant\" or \"cosine\"", where, c->train.schedule);
+    if (strcmp(c->probe_features, "embed") && strcmp(c->probe_features, "conv"))
+        fatal(EXIT_CONFIG, "%s: model.probe_features = \"%s\": must be \"embed\" or \"conv\"", where, c->probe_features);
     if (strcmp(c->train.optimizer, "adam") && strcmp(c->train.optimizer, "sgd"))
         fatal(EXIT_CONFIG, "%s: train.optimizer = \"%s\": must be \"adam\" or \"sgd\"", where, c->train.optimizer);
     int needs_ckpt = !strcmp(phase, "linear") || !strcmp(phase, "finetune") || !strcmp(phase, "eval") ||
@@ -503,8 +514,7 @@ static void field_text(const config *c, const key_spec *k, char *out, size_t n)
     }
 }
 
-/* The configuration stored in a checkpoint (config_to_text), read over the defaults. */
-static void parse_stored(const char *text, config *o)
+void config_from_text(const char *text, config *o)
 {
     config_defaults(o);
     config_t cf;
@@ -521,28 +531,56 @@ int config_text_differs(const char *text, const config *c, const char *key, char
     const key_spec *k = find_key(key);
     if (!k) fatal(EXIT_CKPT, "config_text_differs: '%s' is not a config key", key);
     config o;
-    parse_stored(text, &o);
+    config_from_text(text, &o);
     field_text(&o, k, was, n);
     field_text(c, k, now, n);
     return strcmp(was, now) != 0;
 }
 
-/* Keys that cannot change what a run trains: where files are, how it runs and reports. */
-static int training_key(const char *path)
+int config_key_unused(const char *phase, const char *key)
+{
+    static const struct {
+        const char *phase, *unused[7];
+    } table[] = {
+        {"pretrain", {"distill.", "checkpoint", "model.probe_features", "augment.probe.", NULL}},
+        {"linear", {"pretrain.", "distill.", "augment.contrastive.", "augment.classification.", NULL}},
+        {"finetune", {"pretrain.", "distill.", "augment.contrastive.", "augment.probe.", "model.probe_features", NULL}},
+        {"baseline", {"pretrain.", "distill.", "augment.contrastive.", "augment.probe.", "model.probe_features",
+                      "checkpoint", NULL}},
+        {"distill", {"pretrain.", "augment.contrastive.", "augment.probe.", "model.probe_features", NULL}},
+        {"eval", {"train.", "pretrain.", "distill.", "augment.", "model.probe_features", NULL}},
+    };
+    const size_t klen = strcspn(key, "="); /* a --set string: its key part */
+    for (size_t p = 0; p < sizeof table / sizeof table[0]; p++) {
+        if (strcmp(table[p].phase, phase)) continue;
+        for (int k = 0; table[p].unused[k]; k++) {
+            const char *u = table[p].unused[k];
+            size_t ulen = strlen(u);
+            /* a group prefix ("pretrain.") or a whole key ("checkpoint", not "checkpoints") */
+            if (u[ulen - 1] == '.' ? klen >= ulen && !strncmp(key, u, ulen) : klen == ulen && !strncmp(key, u, ulen))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Keys that can change what a run of `phase` trains: not where files are, how it runs and
+ * reports, or keys the phase never reads. */
+static int training_key(const char *phase, const char *path)
 {
     static const char *const skip[] = {"run_dir", "resume", "checkpoint", "data.dir", "distill.init",
                                        "train.eval_every"};
     for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
         if (!strcmp(path, skip[i])) return 0;
-    return strncmp(path, "run.", 4) != 0;
+    return strncmp(path, "run.", 4) != 0 && !config_key_unused(phase, path);
 }
 
 const char *config_training_difference(const char *text, const config *c, char *was, char *now, size_t n)
 {
     config o;
-    parse_stored(text, &o);
+    config_from_text(text, &o);
     for (size_t i = 0; i < NKEYS; i++) {
-        if (!training_key(SCHEMA[i].path)) continue;
+        if (!training_key(c->phase, SCHEMA[i].path)) continue;
         field_text(&o, &SCHEMA[i], was, n);
         field_text(c, &SCHEMA[i], now, n);
         if (strcmp(was, now)) return SCHEMA[i].path;
@@ -564,7 +602,7 @@ uint64_t config_training_hash(const config *c)
     FILE *mem = open_memstream(&lines, &len);
     if (!mem) fatal(EXIT_INTERNAL, "config_training_hash: out of memory");
     for (size_t i = 0; i < NKEYS; i++) {
-        if (!training_key(SCHEMA[i].path)) continue;
+        if (!training_key(c->phase, SCHEMA[i].path)) continue;
         char value[PATH_MAX + 8];
         field_text(c, &SCHEMA[i], value, sizeof value);
         fprintf(mem, "%s=%s\n", SCHEMA[i].path, value);

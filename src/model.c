@@ -83,7 +83,8 @@ void model_init(model *m, const model_cfg *cfg, size_t max_batch, size_t ws_floa
     add_dense(m, "head.fc1", GROUP_HEAD, cfg->proj_dim, cfg->proj_dim);
     m->group_begin[GROUP_CLASSIFIER] = m->nparams;
     m->t_cls = m->ntensors;
-    add_dense(m, "classifier", GROUP_CLASSIFIER, cfg->embed_dim, cfg->num_classes);
+    add_dense(m, "classifier", GROUP_CLASSIFIER, cfg->classifier_on_conv ? (int64_t)m->flat_dim : cfg->embed_dim,
+              cfg->num_classes);
     m->group_begin[NGROUPS] = m->nparams;
     for (int i = 0; cfg->batchnorm && i < cfg->conv_layers; i++)
         for (int k = 0; k < 2; k++) {
@@ -251,19 +252,29 @@ void head_backward(model *m, size_t n)
                    W(m, m->grads, t + 1), m->dembed, n, e, p);
 }
 
+/* The classifier's input: embed, or the flattened conv features */
+static const float *classifier_in(const model *m, size_t *dim)
+{
+    *dim = m->cfg.classifier_on_conv ? m->flat_dim : (size_t)m->cfg.embed_dim;
+    return m->cfg.classifier_on_conv ? m->flat : m->embed;
+}
+
 void classifier_forward(model *m, size_t n)
 {
     const int t = m->t_cls;
-    dense_forward(m->embed, W(m, m->params, t), W(m, m->params, t + 1), m->logits, n,
-                  (size_t)m->cfg.embed_dim, (size_t)m->cfg.num_classes, 0);
+    size_t in;
+    const float *x = classifier_in(m, &in);
+    dense_forward(x, W(m, m->params, t), W(m, m->params, t + 1), m->logits, n, in, (size_t)m->cfg.num_classes, 0);
 }
 
 void classifier_backward(model *m, size_t n, int need_dembed)
 {
     const int t = m->t_cls;
-    dense_backward(m->embed, W(m, m->params, t), NULL, m->dlogits, W(m, m->grads, t),
-                   W(m, m->grads, t + 1), need_dembed ? m->dembed : NULL, n,
-                   (size_t)m->cfg.embed_dim, (size_t)m->cfg.num_classes);
+    size_t in;
+    const float *x = classifier_in(m, &in);
+    CHECK(!(need_dembed && m->cfg.classifier_on_conv));
+    dense_backward(x, W(m, m->params, t), NULL, m->dlogits, W(m, m->grads, t), W(m, m->grads, t + 1),
+                   need_dembed ? m->dembed : NULL, n, in, (size_t)m->cfg.num_classes);
 }
 
 double model_forward_gflop(const model *m)

@@ -816,7 +816,7 @@ static int classify(run_ctx *r)
         for (size_t s = s0; s < spe; s++) {
             size_t b, n;
             const int64_t *idx = local_slice(r, perm, s, G, &n, &b);
-            load_views(r, d, idx, n, n, 0, &c->aug_classification, (uint64_t)epoch, 1);
+            load_views(r, d, idx, n, n, 0, train_encoder ? &c->aug_classification : &c->aug_probe, (uint64_t)epoch, 1);
             for (size_t j = 0; j < n; j++)
                 if (distill) memcpy(target + j * C, soft + (size_t)idx[j] * C, C * sizeof *target);
                 else lab[j] = d->label[idx[j]];
@@ -950,28 +950,36 @@ static void setup_threads(const run_ctx *r)
     free(all);
 }
 
-/* Key prefixes a phase never reads. A --set of one of them is most likely meant for
- * another phase (e.g. pretrain.temperature given to finetune), so rank 0 warns; the job
- * goes on, since job scripts pass the same --set list to every phase. */
+/* A --set of a key the phase never reads is most likely meant for another phase (e.g.
+ * pretrain.temperature given to finetune), so rank 0 warns; the job goes on, since job
+ * scripts pass the same --set list to every phase. */
 static void warn_unused_sets(const char *phase, char **sets, int nsets)
 {
-    static const struct {
-        const char *phase, *ignored[5];
-    } unused[] = {
-        {"pretrain", {"distill.", "checkpoint=", NULL}},
-        {"linear", {"pretrain.", "distill.", "augment.contrastive.", NULL}},
-        {"finetune", {"pretrain.", "distill.", "augment.contrastive.", NULL}},
-        {"baseline", {"pretrain.", "distill.", "augment.contrastive.", "checkpoint=", NULL}},
-        {"distill", {"pretrain.", "augment.contrastive.", NULL}},
-        {"eval", {"train.", "pretrain.", "distill.", "augment.", NULL}},
-    };
-    for (size_t p = 0; p < sizeof unused / sizeof unused[0]; p++) {
-        if (strcmp(unused[p].phase, phase)) continue;
-        for (int i = 0; i < nsets; i++)
-            for (int k = 0; unused[p].ignored[k]; k++)
-                if (!strncmp(sets[i], unused[p].ignored[k], strlen(unused[p].ignored[k])))
-                    warn("--set %s: phase %s does not use this key (ignored)", sets[i], phase);
+    for (int i = 0; i < nsets; i++)
+        if (config_key_unused(phase, sets[i])) warn("--set %s: phase %s does not use this key (ignored)", sets[i], phase);
+}
+
+/* model.classifier_on_conv for this phase: the linear probe reads the conv features when
+ * model.probe_features = "conv"; eval and the distill teacher take the layout of the
+ * classifier in `checkpoint` (a linear probe's, from the configuration stored in it). */
+static void set_classifier_input(run_ctx *r)
+{
+    config *c = &r->cfg;
+    int on_conv = is_phase(r, "linear") && !strcmp(c->probe_features, "conv");
+    if ((is_phase(r, "eval") || is_phase(r, "distill")) && r->rank == 0) {
+        ckpt_meta meta = ckpt_read_meta(c->checkpoint);
+        config stored;
+        config_from_text(meta.config_text, &stored);
+        free(meta.config_text);
+        on_conv = !strcmp(meta.phase, "linear") && !strcmp(stored.probe_features, "conv");
     }
+    dist_bcast(&on_conv, sizeof on_conv, 0);
+    if (on_conv && is_phase(r, "distill"))
+        die_agreed(r, EXIT_CONFIG, "%s: a linear probe on the conv features (model.probe_features = \"conv\") cannot "
+                   "teach distill, whose student trains its encoder under a classifier on the encoder output: give a "
+                   "finetune or baseline checkpoint (or a linear probe with model.probe_features = \"embed\")",
+                   c->checkpoint);
+    c->model.classifier_on_conv = on_conv;
 }
 
 int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
@@ -1003,6 +1011,7 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     size_t probe = ((size_t)r.cfg.pretrain.probe_batch + world - 1) / world;
     if (is_phase(&r, "pretrain") && probe > max_batch) max_batch = probe;
     if (max_batch < 64) max_batch = 64; /* evaluation chunks */
+    set_classifier_input(&r);
     model_init(&r.m, &r.cfg.model, max_batch, (size_t)r.cfg.run.workspace_mb << 18);
     r.m.reduce = (bn_reduce){bn_allreduce, NULL}; /* BatchNorm statistics over the global batch */
     if (r.rank == 0) model_init_weights(&r.m, -1, (uint64_t)r.cfg.seed);

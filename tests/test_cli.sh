@@ -258,6 +258,9 @@ fi
 printf 'model.batchnorm=false\nthis is wrong\n' > "$tmp/bad.overrides"
 expect "pipeline.sh --overrides with a malformed line: exit 2 naming file and line" 2 -m "$tmp/bad.overrides:2" -m "this is wrong" -- \
   jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --overrides "$tmp/bad.overrides"
+printf '\xef\xbb\xbfmodel.batchnorm=false\n' > "$tmp/bom.overrides"
+expect "pipeline.sh --overrides with a UTF-8 byte-order mark: exit 2 saying so" 2 -m "$tmp/bom.overrides:1" -m "byte-order mark" -- \
+  jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --overrides "$tmp/bom.overrides"
 printf 'pretrian:train.epochs=2\n' > "$tmp/typo.overrides"
 expect "pipeline.sh --overrides with a misspelled phase: exit 2 naming file and line" 2 -m "$tmp/typo.overrides:1" -- \
   jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --overrides "$tmp/typo.overrides"

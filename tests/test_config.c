@@ -188,7 +188,8 @@ static void test_unknown_keys(void **state)
     expect_config_error(REQUIRED "train = { lrate = 0.1; };\n", 3, "did you mean 'train.lr'?");
     expect_config_error(REQUIRED "train = { batchnorm = true; };\n", 3, "did you mean 'model.batchnorm'?");
     expect_config_error(REQUIRED "augment = { grayscale = 0.2; };\n", 3,
-                        "did you mean 'augment.contrastive.grayscale' or 'augment.classification.grayscale'?");
+                        "did you mean 'augment.contrastive.grayscale' or 'augment.classification.grayscale' or "
+                        "'augment.probe.grayscale'?");
     expect_config_error(REQUIRED "\nbatch = 5;\n", 4, "'batch'");
     expect_config_error(REQUIRED "pretrain = { batch = 64; };\n", 3, "pretrain.batch");
     expect_config_error(REQUIRED "seed = { a = 1; };\n", 3, "seed.a");
@@ -241,6 +242,8 @@ static void test_cross_key_rules(void **state)
     expect_exit(do_load, &a, EXIT_CONFIG, "data.dir", NULL);
     cfg_file(path, sizeof path, "sched.cfg", REQUIRED "train = { schedule = \"linear\"; };\n");
     expect_exit(do_load, &a, EXIT_CONFIG, "train.schedule", NULL);
+    cfg_file(path, sizeof path, "probe.cfg", REQUIRED "model = { probe_features = \"pool\"; };\n");
+    expect_exit(do_load, &a, EXIT_CONFIG, "model.probe_features", "\"embed\" or \"conv\"", NULL);
     cfg_file(path, sizeof path, "evalpc.cfg", "run_dir = \"r\";\ndata = { dir = \"d\"; eval_per_class = 0; };\n");
     expect_exit(do_load, &a, EXIT_CONFIG, "data.eval_per_class", NULL);
     cfg_file(path, sizeof path, "evalsplit.cfg",
@@ -468,6 +471,43 @@ static void test_training_difference(void **state)
     free(text);
 }
 
+/* config_key_unused: keys (and --set strings) a phase never reads; they do not count in the
+ * training difference or hash of that phase (a new linear-probe setting must not refuse a
+ * finished pretraining), and do count in the phase that reads them. */
+static void test_unused_keys(void **state)
+{
+    assert_true(config_key_unused("finetune", "pretrain.temperature=0.5"));
+    assert_true(config_key_unused("linear", "augment.classification.flip"));
+    assert_false(config_key_unused("linear", "augment.probe.flip=false"));
+    assert_true(config_key_unused("finetune", "augment.probe.min_area"));
+    assert_true(config_key_unused("pretrain", "model.probe_features=conv"));
+    assert_false(config_key_unused("linear", "model.probe_features=conv"));
+    assert_true(config_key_unused("baseline", "checkpoint=x.h5"));
+    assert_false(config_key_unused("baseline", "checkpointx=1")); /* a whole key, not a prefix */
+    assert_false(config_key_unused("finetune", "checkpoint=x.h5"));
+    assert_true(config_key_unused("eval", "train.lr"));
+    assert_false(config_key_unused("nosuchphase", "train.lr"));
+    config a, b;
+    config_defaults(&a);
+    snprintf(a.phase, sizeof a.phase, "pretrain");
+    char *text = config_to_text(&a), was[64], now[64];
+    b = a;
+    snprintf(b.probe_features, sizeof b.probe_features, "conv");
+    b.aug_probe.min_area = 1.0f;
+    assert_true(config_training_hash(&a) == config_training_hash(&b));
+    assert_null(config_training_difference(text, &b, was, now, sizeof was));
+    free(text);
+    snprintf(a.phase, sizeof a.phase, "linear"), snprintf(b.phase, sizeof b.phase, "linear");
+    text = config_to_text(&a);
+    assert_true(config_training_hash(&a) != config_training_hash(&b));
+    assert_string_equal(config_training_difference(text, &b, was, now, sizeof was), "model.probe_features");
+    assert_string_equal(now, "\"conv\"");
+    b.aug_classification.jitter = 0.5f; /* finetune's augmentation: not the linear probe's */
+    snprintf(b.probe_features, sizeof b.probe_features, "embed");
+    assert_string_equal(config_training_difference(text, &b, was, now, sizeof was), "augment.probe.min_area");
+    free(text);
+}
+
 /* Loads a config in the child and checks the parsed numbers itself (printing them would
  * use the decimal comma of the locale under test). */
 static void do_load_check_numbers(void *p)
@@ -596,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_to_text_reads_back),
         cmocka_unit_test(test_config_hash),
         cmocka_unit_test(test_training_difference),
+        cmocka_unit_test(test_unused_keys),
         cmocka_unit_test(test_locale_independent),
         cmocka_unit_test(test_hostile_files),
         cmocka_unit_test(test_big_integers),

@@ -864,6 +864,58 @@ static void model_torch_case(const char *pre, int bn)
     model_free(&m);
 }
 
+/* The linear probe on the conv features (model_cfg.classifier_on_conv, model.probe_features =
+ * "conv"), the network of model_torch_case: logits = classifier on the flattened last conv
+ * map (PyTorch's NCHW flatten order) vs PyTorch, and classifier_backward without dembed: the
+ * classifier gradients vs PyTorch, every other gradient exactly 0. tol 1e-4. */
+static void model_probe_case(const char *pre, int bn)
+{
+    TORCHREF_NEED();
+    const model_cfg cfg = {.image_size = 17, .conv_layers = 2, .width = 4, .kernel = 3, .embed_dim = 5,
+                           .proj_dim = 6, .num_classes = 3, .batchnorm = bn, .classifier_on_conv = 1};
+    const size_t n = bn ? 3 : 2, S = 17, C = 3;
+    model m;
+    model_init(&m, &cfg, n, 0);
+    const param_tensor *w = &m.tensor[m.t_cls];
+    assert_string_equal(w->name, "classifier.weight");
+    assert_int_equal(w->shape[0], 3);
+    assert_int_equal(w->shape[1], (int64_t)m.flat_dim); /* 4 x 3 x 3, not embed_dim 5 */
+    model_init_weights(&m, -1, 1);
+    char fname[128];
+    for (int t = 0; t < m.ntensors; t++) {
+        const param_tensor *pt = &m.tensor[t];
+        if (t == m.t_cls || t == m.t_cls + 1) snprintf(fname, sizeof fname, "%s_probe_%s", pre, t == m.t_cls ? "weight" : "bias");
+        else snprintf(fname, sizeof fname, "%s_param_%s", pre, pt->name);
+        float *p = torchref_read(fname, pt->size);
+        memcpy(m.params + pt->offset, p, pt->size * sizeof *p);
+        free(p);
+    }
+    snprintf(fname, sizeof fname, "%s_x", pre);
+    float *x = torchref_read(fname, 3 * n * S * S);
+    memcpy(m.act[0], x, 3 * n * S * S * sizeof *x);
+    free(x);
+    encoder_forward(&m, n, 1);
+    classifier_forward(&m, n);
+    against_ref(m.logits, pre, "_probe_logits", n * C, 1e-4, "conv-feature probe logits vs torch");
+    model_zero_grad(&m, 0, NGROUPS);
+    snprintf(fname, sizeof fname, "%s_probe_dlogits", pre);
+    float *d = torchref_read(fname, n * C);
+    memcpy(m.dlogits, d, n * C * sizeof *d);
+    free(d);
+    classifier_backward(&m, n, 0);
+    against_ref(m.grads + w->offset, pre, "_probe_gweight", w->size, 1e-4, "conv-feature probe dW vs torch");
+    against_ref(m.grads + m.tensor[m.t_cls + 1].offset, pre, "_probe_gbias", C, 1e-4, "conv-feature probe db vs torch");
+    for (size_t j = 0; j < m.group_begin[GROUP_CLASSIFIER]; j++) assert_true(m.grads[j] == 0.0f);
+    model_free(&m);
+}
+
+static void test_model_probe_conv_torch(void **state)
+{
+    (void)state;
+    model_probe_case("model", 0);
+    model_probe_case("model_bn", 1);
+}
+
 static void test_model_torch(void **state)
 {
     (void)state;
@@ -894,6 +946,7 @@ int main(void)
         cmocka_unit_test(test_bn_fd),
         cmocka_unit_test(test_bn_split),
         cmocka_unit_test(test_model_torch),
+        cmocka_unit_test(test_model_probe_conv_torch),
         cmocka_unit_test(test_model_bn_torch),
     };
     return cmocka_run_group_tests_name("layers", tests, torchref_setup, NULL);

@@ -8,6 +8,8 @@
 #   (the checks above with model.batchnorm = false, the keras example's model)
 #   - with model.batchnorm (the default; statistics allreduced over ranks) pretrain at 1, 2, 3 ranks and
 #     finetune at 1, 2 agree the same way, and a BatchNorm checkpoint needs the same setting;
+#   - a linear probe on the conv features agrees at 1 and 2 ranks, eval rebuilds its
+#     classifier from the checkpoint, and distill refuses it as a teacher;
 #   - eval writes eval.json (top1, per_class, confusion, n), identical at 1, 2, 3 ranks;
 #   - resume: 2 epochs + resume=auto to 3 equals 3 epochs straight (1e-5); and a run
 #     stopped by SIGUSR1 mid-epoch (exit 75) continues from ckpt-stop.h5 to the same end;
@@ -135,6 +137,45 @@ done
 metrics_agree "finetune losses agree at 1, 2 ranks (1e-4)" 1e-4 loss "$tmp/fine1" "$tmp/fine2"
 grep -q "encoder from $tmp/pre1/final.h5" "$tmp/finetune 1 epoch, 1 rank(s).log" && ok "finetune started from the pretrain encoder" \
   || bad "finetune started from the pretrain encoder" "$(cat "$tmp/finetune 1 epoch, 1 rank(s).log")"
+
+# ---- linear probe on the conv features (model.probe_features = "conv"): 1, 2 ranks ------
+# The classifier reads the flattened last conv map (16 x 5 x 5 = 400 features here); eval
+# builds that classifier from the configuration stored in the checkpoint (no setting to
+# repeat) and reproduces the probe's own final eval; distill refuses it as a teacher.
+lin=(conf/linear.cfg "${common[@]}" --set train.batch=20 --set train.epochs=1 --set "checkpoint=$tmp/pre1/final.h5"
+     --set model.probe_features=conv)
+for np in 1 2; do
+  job "linear probe on conv features 1 epoch, $np rank(s)" "$np" linear "${lin[@]}" --set "run_dir=$tmp/lin$np"
+done
+metrics_agree "conv-feature probe losses agree at 1, 2 ranks (1e-4)" 1e-4 loss "$tmp/lin1" "$tmp/lin2"
+job "eval of the conv-feature probe, 2 ranks" 2 eval conf/eval.cfg "${common[@]}" --set "checkpoint=$tmp/lin1/final.h5" \
+  --set "run_dir=$tmp/evallin"
+if out=$("$py" - "$tmp/lin1" "$tmp/evallin/eval.json" <<'EOF' 2>&1
+import json, sys, h5py
+d, ev = sys.argv[1], json.load(open(sys.argv[2]))
+last = [json.loads(l) for l in open(d + "/metrics.jsonl") if l.strip()][-1]
+shape = h5py.File(d + "/final.h5", "r")["params/classifier.weight"].shape
+print("  classifier.weight %s; probe's final eval top-1 %.4f, eval phase %.4f" % (shape, last["eval_top1"], ev["top1"]))
+sys.exit(0 if shape == (10, 400) and abs(last["eval_top1"] - ev["top1"]) < 1e-9 else 1)
+EOF
+); then ok "eval rebuilds the conv-feature classifier (10 x 400) and reproduces the probe's top-1"; echo "$out"
+else bad "eval of the conv-feature probe" "$out"; fi
+if timeout 60 "${mpirun[@]}" -np 1 "$simclr" linear "${lin[@]}" --set "run_dir=$tmp/lin1" --set model.probe_features=embed \
+     > "$tmp/linswap.log" 2>&1; then
+  bad "resuming a conv-feature probe as an embed probe is refused" "$(cat "$tmp/linswap.log")"
+elif grep -q 'classifier.weight has shape (10,400), the config expects (10,64).*model.probe_features' "$tmp/linswap.log"; then
+  ok "resuming a conv-feature probe as an embed probe is refused (shapes and model.probe_features named)"
+else
+  bad "resuming a conv-feature probe as an embed probe: message" "$(cat "$tmp/linswap.log")"
+fi
+if timeout 60 "${mpirun[@]}" -np 2 "$simclr" distill conf/distill.cfg "${common[@]}" --set "checkpoint=$tmp/lin1/final.h5" \
+     --set "run_dir=$tmp/distlin" > "$tmp/distlin.log" 2>&1; then
+  bad "distill refuses a conv-feature probe as teacher" "$(cat "$tmp/distlin.log")"
+elif [[ $(grep -c 'probe_features = "conv").*cannot teach distill' "$tmp/distlin.log") == 1 ]]; then
+  ok "distill refuses a conv-feature probe as teacher (one message, naming the key)"
+else
+  bad "distill refuses a conv-feature probe as teacher: message" "$(cat "$tmp/distlin.log")"
+fi
 
 # ---- BatchNorm (model.batchnorm): statistics over the global batch -----------------------
 # Each rank normalises with sums allreduced over all ranks' views, so 1, 2 and 3 ranks (3:

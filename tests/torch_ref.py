@@ -213,6 +213,17 @@ def model_case(bn=False):
         assert n.startswith("head") or (gi is not None and gi.abs().sum() > 0), n
         put(pre + "_glogits_" + n, gi if gi is not None else torch.zeros_like(params[n]))
 
+    # the linear probe on the conv features (model.probe_features = "conv"): a classifier
+    # (C, flat) on the flattened last conv feature map (NCHW order), the encoder frozen
+    lim = (3.0 / flat) ** 0.5
+    wc = uniform(C, flat, lo=-lim, hi=lim).requires_grad_()
+    bc = uniform(C, lo=-0.1, hi=0.3).requires_grad_()
+    lc = F.linear(h, wc, bc)
+    dl = randn(N, C)
+    gw, gb = torch.autograd.grad(lc, (wc, bc), dl)
+    for name, t in (("weight", wc), ("bias", bc), ("logits", lc), ("dlogits", dl), ("gweight", gw), ("gbias", gb)):
+        put(pre + "_probe_" + name, t)
+
 
 def partners(counts):
     """SimCLR all-gathered layout: per rank a block of 2*c rows (view 1 then view 2)."""
