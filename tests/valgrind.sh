@@ -4,7 +4,8 @@
 #   import of 20 labeled images (2 classes; the decoding child processes are checked too),
 #   pretrain 1 epoch (batch 8, online probe 4), finetune 1 epoch from it, distill 1 epoch
 #   (the finetuned model as teacher), eval, all with model.batchnorm = false (the keras
-#   model); then pretrain, finetune and eval again with model.batchnorm = true (the default).
+#   model); then pretrain, finetune and eval again with model.batchnorm = true (the default),
+#   and a linear probe on the conv features with its eval.
 # Each step runs under
 #   valgrind --error-exitcode=1 --leak-check=full --suppressions=tests/valgrind.supp
 # and must exit 0 with "ERROR SUMMARY: 0 errors"; the suppressions cover only Open MPI's,
@@ -49,6 +50,10 @@ bn=(--set model.batchnorm=true)  # the default; the steps above run the plain mo
 step bn-pre "$simclr" pretrain conf/pretrain.cfg "${tiny[@]}" "${bn[@]}" --set train.batch=8 --set pretrain.probe_batch=4 --set "run_dir=$tmp/bnpre"
 step bn-fine "$simclr" finetune conf/finetune.cfg "${tiny[@]}" "${bn[@]}" --set train.batch=4 --set "checkpoint=$tmp/bnpre/final.h5" --set "run_dir=$tmp/bnfine"
 step bn-eval "$simclr" eval conf/eval.cfg "${tiny[@]}" "${bn[@]}" --set "checkpoint=$tmp/bnfine/final.h5" --set "run_dir=$tmp/bneval"
+# the linear probe on the conv features (model.probe_features = "conv", the default) and its
+# eval, which reads the checkpoint's stored configuration to build that classifier
+step bn-linear "$simclr" linear conf/linear.cfg "${tiny[@]}" "${bn[@]}" --set train.batch=4 --set "checkpoint=$tmp/bnpre/final.h5" --set "run_dir=$tmp/bnlin"
+step bn-lineval "$simclr" eval conf/eval.cfg "${tiny[@]}" "${bn[@]}" --set "checkpoint=$tmp/bnlin/final.h5" --set "run_dir=$tmp/bnlineval"
 if ((failed)); then echo "valgrind: memcheck errors (logs kept in $tmp)"; exit 1; fi
 rm -rf "$tmp"
 echo "valgrind: 0 errors in every step"
