@@ -40,6 +40,14 @@ typedef struct {
 
 #define K(path, type, field, lo, hi) {path, type, offsetof(config, field), sizeof(((config *)0)->field), lo, hi}
 #define BIG 1e18
+/* the six keys of one augment.GROUP (aug_cfg) */
+#define AUG_KEYS(group, field)                                                                   \
+    K("augment." group ".min_area", T_FLOAT, field.min_area, 1e-3, 1),                           \
+    K("augment." group ".brightness", T_FLOAT, field.brightness, 0, 1),                          \
+    K("augment." group ".jitter", T_FLOAT, field.jitter, 0, 1),                                  \
+    K("augment." group ".flip", T_BOOL, field.flip, 0, 1),                                       \
+    K("augment." group ".grayscale", T_FLOAT, field.grayscale, 0, 1),                            \
+    K("augment." group ".blur", T_FLOAT, field.blur, 0, 1)
 static const key_spec SCHEMA[] = {
     K("run_dir", T_STR, run_dir, 0, 0),
     K("resume", T_STR, resume, 0, 0),
@@ -77,24 +85,9 @@ static const key_spec SCHEMA[] = {
     K("pretrain.probe_batch", T_INT, pretrain.probe_batch, 0, 1e8),
     K("distill.temperature", T_FLOAT, distill.temperature, 1e-3, 100),
     K("distill.init", T_STR, distill.init, 0, 0),
-    K("augment.contrastive.min_area", T_FLOAT, aug_contrastive.min_area, 1e-3, 1),
-    K("augment.contrastive.brightness", T_FLOAT, aug_contrastive.brightness, 0, 1),
-    K("augment.contrastive.jitter", T_FLOAT, aug_contrastive.jitter, 0, 1),
-    K("augment.contrastive.flip", T_BOOL, aug_contrastive.flip, 0, 1),
-    K("augment.contrastive.grayscale", T_FLOAT, aug_contrastive.grayscale, 0, 1),
-    K("augment.contrastive.blur", T_FLOAT, aug_contrastive.blur, 0, 1),
-    K("augment.classification.min_area", T_FLOAT, aug_classification.min_area, 1e-3, 1),
-    K("augment.classification.brightness", T_FLOAT, aug_classification.brightness, 0, 1),
-    K("augment.classification.jitter", T_FLOAT, aug_classification.jitter, 0, 1),
-    K("augment.classification.flip", T_BOOL, aug_classification.flip, 0, 1),
-    K("augment.classification.grayscale", T_FLOAT, aug_classification.grayscale, 0, 1),
-    K("augment.classification.blur", T_FLOAT, aug_classification.blur, 0, 1),
-    K("augment.probe.min_area", T_FLOAT, aug_probe.min_area, 1e-3, 1),
-    K("augment.probe.brightness", T_FLOAT, aug_probe.brightness, 0, 1),
-    K("augment.probe.jitter", T_FLOAT, aug_probe.jitter, 0, 1),
-    K("augment.probe.flip", T_BOOL, aug_probe.flip, 0, 1),
-    K("augment.probe.grayscale", T_FLOAT, aug_probe.grayscale, 0, 1),
-    K("augment.probe.blur", T_FLOAT, aug_probe.blur, 0, 1),
+    AUG_KEYS("contrastive", aug_contrastive),
+    AUG_KEYS("classification", aug_classification),
+    AUG_KEYS("probe", aug_probe),
     K("run.threads", T_INT, run.threads, 0, 1024),
     K("run.workspace_mb", T_INT, run.workspace_mb, 1, 1 << 20),
     K("run.log_interval_s", T_FLOAT, run.log_interval_s, 0, 1e9),

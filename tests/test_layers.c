@@ -766,6 +766,16 @@ static void test_bn_split(void **state)
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
 }
 
+/* dst (n floats) = the reference tensor PRE TAG (e.g. "model" "_x") */
+static void ref_into(float *dst, const char *pre, const char *tag, size_t n)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s%s", pre, tag);
+    float *v = torchref_read(name, n);
+    memcpy(dst, v, n * sizeof *v);
+    free(v);
+}
+
 /* Whole network vs PyTorch: model_cfg {image_size 17, conv_layers 2, width 4, kernel 3,
  * embed_dim 5, proj_dim 6, num_classes 3}, batch 2, default (one-image) workspace; with
  * batchnorm (prefix model_bn): batch 3 in training mode, and the running statistics after
@@ -809,10 +819,7 @@ static void model_torch_case(const char *pre, int bn)
     assert_int_equal(m.tensor[m.ntensors - 1].offset + m.tensor[m.ntensors - 1].size, m.nparams);
 
     const size_t S = 17, E = 5, P = 6, C = 3;
-    snprintf(fname, sizeof fname, "%s_x", pre);
-    float *x = torchref_read(fname, 3 * n * S * S);
-    memcpy(m.act[0], x, 3 * n * S * S * sizeof *x);
-    free(x);
+    ref_into(m.act[0], pre, "_x", 3 * n * S * S);
     encoder_forward(&m, n, 1);
     head_forward(&m, n);
     classifier_forward(&m, n);
@@ -831,16 +838,10 @@ static void model_torch_case(const char *pre, int bn)
         const char *kind = pass == 0 ? "gproj" : "glogits";
         model_zero_grad(&m, 0, NGROUPS);
         if (pass == 0) {
-            snprintf(fname, sizeof fname, "%s_dproj", pre);
-            float *d = torchref_read(fname, n * P);
-            memcpy(m.dproj, d, n * P * sizeof *d);
-            free(d);
+            ref_into(m.dproj, pre, "_dproj", n * P);
             head_backward(&m, n);
         } else {
-            snprintf(fname, sizeof fname, "%s_dlogits", pre);
-            float *d = torchref_read(fname, n * C);
-            memcpy(m.dlogits, d, n * C * sizeof *d);
-            free(d);
+            ref_into(m.dlogits, pre, "_dlogits", n * C);
             classifier_backward(&m, n, 1);
         }
         encoder_backward(&m, n);
@@ -881,27 +882,19 @@ static void model_probe_case(const char *pre, int bn)
     assert_int_equal(w->shape[0], 3);
     assert_int_equal(w->shape[1], (int64_t)m.flat_dim); /* 4 x 3 x 3, not embed_dim 5 */
     model_init_weights(&m, -1, 1);
-    char fname[128];
+    char tag[96];
     for (int t = 0; t < m.ntensors; t++) {
         const param_tensor *pt = &m.tensor[t];
-        if (t == m.t_cls || t == m.t_cls + 1) snprintf(fname, sizeof fname, "%s_probe_%s", pre, t == m.t_cls ? "weight" : "bias");
-        else snprintf(fname, sizeof fname, "%s_param_%s", pre, pt->name);
-        float *p = torchref_read(fname, pt->size);
-        memcpy(m.params + pt->offset, p, pt->size * sizeof *p);
-        free(p);
+        if (t == m.t_cls || t == m.t_cls + 1) snprintf(tag, sizeof tag, "_probe_%s", t == m.t_cls ? "weight" : "bias");
+        else snprintf(tag, sizeof tag, "_param_%s", pt->name);
+        ref_into(m.params + pt->offset, pre, tag, pt->size);
     }
-    snprintf(fname, sizeof fname, "%s_x", pre);
-    float *x = torchref_read(fname, 3 * n * S * S);
-    memcpy(m.act[0], x, 3 * n * S * S * sizeof *x);
-    free(x);
+    ref_into(m.act[0], pre, "_x", 3 * n * S * S);
     encoder_forward(&m, n, 1);
     classifier_forward(&m, n);
     against_ref(m.logits, pre, "_probe_logits", n * C, 1e-4, "conv-feature probe logits vs torch");
     model_zero_grad(&m, 0, NGROUPS);
-    snprintf(fname, sizeof fname, "%s_probe_dlogits", pre);
-    float *d = torchref_read(fname, n * C);
-    memcpy(m.dlogits, d, n * C * sizeof *d);
-    free(d);
+    ref_into(m.dlogits, pre, "_probe_dlogits", n * C);
     classifier_backward(&m, n, 0);
     against_ref(m.grads + w->offset, pre, "_probe_gweight", w->size, 1e-4, "conv-feature probe dW vs torch");
     against_ref(m.grads + m.tensor[m.t_cls + 1].offset, pre, "_probe_gbias", C, 1e-4, "conv-feature probe db vs torch");
