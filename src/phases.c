@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -211,10 +212,38 @@ static void start_outputs(run_ctx *r)
 
 /* Rank 0: a run folder belongs to one phase (RUN_DIR/PHASE), so that a phase started in the
  * wrong folder is refused before it touches anything there. */
+/* RUN_DIR/.lock, held (flock) by rank 0 until the process ends, so that a second job
+ * started into the same run_dir stops at once instead of interleaving its checkpoints and
+ * metrics with the first's. Where the filesystem has no flock, a warning and no lock. */
+static void lock_run_dir(const run_ctx *r)
+{
+    char path[PATH_MAX + 16], who[128] = "";
+    snprintf(path, sizeof path, "%s/.lock", r->cfg.run_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) fatal(EXIT_IO, "%s: cannot create: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK) {
+            warn("%s: cannot lock (%s): make sure no other job uses run_dir %s", path, strerror(errno), r->cfg.run_dir);
+            return; /* fd stays open: harmless */
+        }
+        ssize_t n = read(fd, who, sizeof who - 1);
+        who[n > 0 ? n : 0] = 0;
+        who[strcspn(who, "\n")] = 0;
+        fatal(EXIT_CONFIG, "run_dir %s is in use by another job (%s holds %s): wait for it to end, or give this "
+              "run its own run_dir", r->cfg.run_dir, who[0] ? who : "a process", path);
+    }
+    char host[64] = "?";
+    gethostname(host, sizeof host - 1);
+    int len = snprintf(who, sizeof who, "%s pid %ld\n", host, (long)getpid());
+    if (ftruncate(fd, 0) != 0 || write(fd, who, (size_t)len) != len) warn("%s: cannot write the owner", path);
+    /* fd is never closed: the lock lasts as long as this process */
+}
+
 static void claim_run_dir(const run_ctx *r)
 {
     char path[PATH_MAX + 16], have[32] = "";
     mkdir_p(r->cfg.run_dir);
+    lock_run_dir(r);
     snprintf(path, sizeof path, "%s/PHASE", r->cfg.run_dir);
     FILE *f = fopen(path, "r");
     if (f) {
@@ -807,7 +836,10 @@ static int classify(run_ctx *r)
     if (r->rank == 0)
         printf("%s: %zu %s images, global batch %zu on %d rank%s, %zu steps/epoch, %s; eval: %s\n", c->phase, N,
                distill ? "teacher-labelled" : "labeled", G, r->world, r->world == 1 ? "" : "s", spe,
-               train_encoder ? "encoder trained" : "encoder frozen", r->eval_desc);
+               train_encoder ? "encoder trained"
+               : m->cfg.classifier_on_conv ? "encoder frozen, probe on the conv features (model.probe_features)"
+                                           : "encoder frozen, probe on the encoder output (model.probe_features)",
+               r->eval_desc);
     for (int epoch = r->start_epoch; epoch < c->train.epochs; epoch++) {
         progress pg;
         const size_t s0 = epoch_begin(r, perm, N, spe, epoch, 0x6c61626c6564ULL, &pg);
@@ -975,7 +1007,7 @@ static void set_classifier_input(run_ctx *r)
     }
     dist_bcast(&on_conv, sizeof on_conv, 0);
     if (on_conv && is_phase(r, "distill"))
-        die_agreed(r, EXIT_CONFIG, "%s: a linear probe on the conv features (model.probe_features = \"conv\") cannot "
+        die_agreed(r, EXIT_CKPT, "%s: a linear probe on the conv features (model.probe_features = \"conv\") cannot "
                    "teach distill, whose student trains its encoder under a classifier on the encoder output: give a "
                    "finetune or baseline checkpoint (or a linear probe with model.probe_features = \"embed\")",
                    c->checkpoint);

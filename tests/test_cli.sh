@@ -83,6 +83,10 @@ expect "--set without '=': exit 2" 2 -- "${np1[@]}" pretrain conf/pretrain.cfg -
 printf 'run_dir = "r";\ndata = { dir = "d"; };\ntrain = { lr = 1; };\n' > "$tmp/int-lr.cfg"
 expect "int where float expected: exit 3 with file:line" 3 -m "$tmp/int-lr.cfg:3" -m train.lr -- "${np1[@]}" pretrain "$tmp/int-lr.cfg"
 expect "config error on 2 ranks: exit 3, job ends" 3 -m train.lrate -- "${np2[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.lrate=1.0
+mkdir -p "$tmp/locked"  # flock(1) holds RUN_DIR/.lock as a running job would
+expect "a job into a run_dir another job holds: exit 3, nothing written" 3 -m "run_dir $tmp/locked is in use by another job" \
+  -m "$tmp/locked/.lock" -- flock "$tmp/locked/.lock" "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set "run_dir=$tmp/locked"
+[[ $(ls -A "$tmp/locked") == .lock ]] && ok "  ... and the run_dir holds only the lock file" || bad "locked run_dir written" "$(ls -A "$tmp/locked")"
 # conf/sample.overrides is applied by jobs/pipeline.sh (make demo): lines "key=value" go to
 # every phase, "PHASE:key=value" to that phase. Each phase must accept its overrides (the
 # run then stops at the missing data folder, exit 4, after the config passed).
