@@ -423,25 +423,33 @@ static int try_resume(run_ctx *r, size_t steps_per_epoch)
     dist_bcast(&found, sizeof found, 0);
     dist_bcast(path, sizeof path, 0);
     if (!found) return 0;
-    char *text;
-    ckpt_meta meta = load_checkpoint(r, path, (1u << NGROUPS) - 1, 1, &text);
-    if (strcmp(meta.phase, r->cfg.phase))
-        fatal(EXIT_CKPT, "%s: a %s checkpoint cannot resume phase %s (resume = \"%s\")", path, meta.phase,
-              r->cfg.phase, res);
+    /* the settings before the tensors (rank 0): a linear probe of other features would
+     * otherwise stop at its classifier's shape, without saying why */
+    char *text = NULL;
+    if (r->rank == 0) {
+        ckpt_meta peek = ckpt_read_meta(path);
+        text = peek.config_text;
+        if (strcmp(peek.phase, r->cfg.phase))
+            fatal(EXIT_CKPT, "%s: a %s checkpoint cannot resume phase %s (resume = \"%s\")", path, peek.phase,
+                  r->cfg.phase, res);
+    }
     /* what makes the run this run: a resume must not silently switch seed, label subset,
-     * batch, loss temperature, learning-rate schedule or (distill) teacher half-way; with
-     * the cosine schedule the epoch count sets the curve too (lr_at), so it stays as well */
+     * batch, loss temperature, learning-rate schedule, (distill) teacher or (linear) probe
+     * features half-way; with the cosine schedule the epoch count sets the curve too
+     * (lr_at), so it stays as well */
     static const char *const same[] = {"seed", "data.labels_per_class", "train.batch", "pretrain.temperature",
                                        "distill.temperature", "checkpoint", "train.schedule",
-                                       "train.warmup_epochs", "train.epochs"};
+                                       "train.warmup_epochs", "train.epochs", "model.probe_features"};
     for (size_t i = 0; r->rank == 0 && i < sizeof same / sizeof same[0]; i++) {
         char was[PATH_MAX + 8], now[PATH_MAX + 8];
         if (!strcmp(same[i], "checkpoint") && !is_phase(r, "distill")) continue;
         if (!strcmp(same[i], "train.epochs") && strcmp(r->cfg.train.schedule, "cosine")) continue;
+        if (!strcmp(same[i], "model.probe_features") && !is_phase(r, "linear")) continue;
         if (config_text_differs(text, &r->cfg, same[i], was, now, sizeof was))
             fatal(EXIT_CKPT, "%s: written with %s = %s, this run has %s = %s: a resumed run keeps it (set it "
                   "back, or start over with resume = \"none\" or another run_dir)", path, same[i], was, same[i], now);
     }
+    ckpt_meta meta = load_checkpoint(r, path, (1u << NGROUPS) - 1, 1, NULL);
     const int finished = meta.epoch >= r->cfg.train.epochs;
     if (finished && r->rank == 0) {
         char was[PATH_MAX + 8], now[PATH_MAX + 8];

@@ -163,8 +163,8 @@ else bad "eval of the conv-feature probe" "$out"; fi
 if timeout 60 "${mpirun[@]}" -np 1 "$simclr" linear "${lin[@]}" --set "run_dir=$tmp/lin1" --set model.probe_features=embed \
      > "$tmp/linswap.log" 2>&1; then
   bad "resuming a conv-feature probe as an embed probe is refused" "$(cat "$tmp/linswap.log")"
-elif grep -q 'classifier.weight has shape (10,400), the config expects (10,64).*model.probe_features' "$tmp/linswap.log"; then
-  ok "resuming a conv-feature probe as an embed probe is refused (shapes and model.probe_features named)"
+elif grep -q 'written with model.probe_features = "conv", this run has model.probe_features = "embed"' "$tmp/linswap.log"; then
+  ok "resuming a conv-feature probe as an embed probe is refused (model.probe_features, both values named)"
 else
   bad "resuming a conv-feature probe as an embed probe: message" "$(cat "$tmp/linswap.log")"
 fi
