@@ -444,7 +444,7 @@ static int try_resume(run_ctx *r, size_t steps_per_epoch)
         char was[PATH_MAX + 8], now[PATH_MAX + 8];
         if (!strcmp(same[i], "checkpoint") && !is_phase(r, "distill")) continue;
         if (!strcmp(same[i], "train.epochs") && strcmp(r->cfg.train.schedule, "cosine")) continue;
-        if (!strcmp(same[i], "model.probe_features") && !is_phase(r, "linear")) continue;
+        if (config_key_unused(r->cfg.phase, same[i])) continue; /* e.g. model.probe_features outside linear */
         if (config_text_differs(text, &r->cfg, same[i], was, now, sizeof was))
             fatal(EXIT_CKPT, "%s: written with %s = %s, this run has %s = %s: a resumed run keeps it (set it "
                   "back, or start over with resume = \"none\" or another run_dir)", path, same[i], was, same[i], now);
@@ -485,8 +485,7 @@ static int try_resume(run_ctx *r, size_t steps_per_epoch)
 static void init_unchanged(run_ctx *r, const char *init)
 {
     if (r->rank != 0 || !init[0] || r->init_step < 0 || access(init, R_OK) != 0) return;
-    ckpt_meta now;
-    ckpt_load(init, &r->m, 0, 0, &now); /* metadata only: no group is read */
+    ckpt_meta now = ckpt_read_meta(init);
     free(now.config_text);
     if (now.step != r->init_step || now.config_hash != r->init_hash)
         fatal(EXIT_CKPT, "%s: this %s run started from %s at step %lld, which now holds %s (step %lld): its "

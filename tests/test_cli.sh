@@ -259,18 +259,19 @@ if grep -q "batchnorm = false;" "$tmp/pl-faithful/pretrain/config.resolved.cfg" 
 else
   bad "--overrides settings in the phases" "$(grep -h "batchnorm\|schedule\|epochs" "$tmp"/pl-faithful/*/config.resolved.cfg)"
 fi
-printf 'model.batchnorm=false\nthis is wrong\n' > "$tmp/bad.overrides"
-expect "pipeline.sh --overrides with a malformed line: exit 2 naming file and line" 2 -m "$tmp/bad.overrides:2" -m "this is wrong" -- \
-  jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --overrides "$tmp/bad.overrides"
-printf '\xef\xbb\xbfmodel.batchnorm=false\n' > "$tmp/bom.overrides"
-expect "pipeline.sh --overrides with a UTF-8 byte-order mark: exit 2 saying so" 2 -m "$tmp/bom.overrides:1" -m "byte-order mark" -- \
-  jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --overrides "$tmp/bom.overrides"
-printf 'pretrian:train.epochs=2\n' > "$tmp/typo.overrides"
-expect "pipeline.sh --overrides with a misspelled phase: exit 2 naming file and line" 2 -m "$tmp/typo.overrides:1" -- \
-  jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --overrides "$tmp/typo.overrides"
-printf '# comment\nrun_dir=/elsewhere\n' > "$tmp/rundir.overrides"
-expect "pipeline.sh --overrides setting run_dir: exit 2 naming file and line" 2 -m "$tmp/rundir.overrides:2" -m "set by this script" -- \
-  jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --overrides "$tmp/rundir.overrides"
+# bad_overrides NAME CONTENT LINE DESCRIPTION [TEXT...]: pipeline.sh refuses $tmp/NAME.overrides
+# (CONTENT, printf escapes) with exit 2, naming the file, LINE and each TEXT
+bad_overrides() {
+  local f=$tmp/$1.overrides line=$3 what=$4 ms=()
+  printf "$2" > "$f"
+  shift 4
+  ms=(-m "$f:$line"); for t in "$@"; do ms+=(-m "$t"); done
+  expect "pipeline.sh --overrides $what" 2 "${ms[@]}" -- jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --overrides "$f"
+}
+bad_overrides bad 'model.batchnorm=false\nthis is wrong\n' 2 "with a malformed line: exit 2 naming file and line" "this is wrong"
+bad_overrides bom '\xef\xbb\xbfmodel.batchnorm=false\n' 1 "with a UTF-8 byte-order mark: exit 2 saying so" "byte-order mark"
+bad_overrides typo 'pretrian:train.epochs=2\n' 1 "with a misspelled phase: exit 2 naming file and line"
+bad_overrides rundir '# comment\nrun_dir=/elsewhere\n' 2 "setting run_dir: exit 2 naming file and line" "set by this script"
 printf 'eval:model.bogus=1\n' > "$tmp/bogus.overrides"
 expect "pipeline.sh: an unknown key for the last phase fails before any step: exit 3" 3 -m "model.bogus" -m "nothing was run" -- \
   jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bogus" --overrides "$tmp/bogus.overrides"
