@@ -32,6 +32,8 @@ typedef struct {
         int eval_per_class;        /* size of the hold-out slice per class */
         int64_t holdout_seed;      /* seed of the hold-out slice (independent of `seed`) */
         int labels_per_class;      /* label budget for linear/finetune/baseline; 0 = all */
+        int val_per_class;         /* validation slice of the labeled images per class for
+                                    * linear/finetune/baseline (0 = none), kept out of training */
         int num_classes;
     } data;
     model_cfg model;

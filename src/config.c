@@ -61,6 +61,7 @@ static const key_spec SCHEMA[] = {
     K("data.eval_per_class", T_INT, data.eval_per_class, 0, 1e9),
     K("data.holdout_seed", T_INT64, data.holdout_seed, 0, BIG),
     K("data.labels_per_class", T_INT, data.labels_per_class, 0, 1e9),
+    K("data.val_per_class", T_INT, data.val_per_class, 0, 1e9),
     K("data.num_classes", T_INT, data.num_classes, 2, 255),
     K("model.conv_layers", T_INT, model.conv_layers, 1, MODEL_MAX_CONV),
     K("model.width", T_INT, model.width, 1, 4096),
@@ -535,13 +536,14 @@ int config_key_unused(const char *phase, const char *key)
     static const struct {
         const char *phase, *unused[7];
     } table[] = {
-        {"pretrain", {"distill.", "checkpoint", "model.probe_features", "augment.probe.", NULL}},
+        {"pretrain", {"distill.", "checkpoint", "model.probe_features", "augment.probe.", "data.val_per_class", NULL}},
         {"linear", {"pretrain.", "distill.", "augment.contrastive.", "augment.classification.", NULL}},
         {"finetune", {"pretrain.", "distill.", "augment.contrastive.", "augment.probe.", "model.probe_features", NULL}},
         {"baseline", {"pretrain.", "distill.", "augment.contrastive.", "augment.probe.", "model.probe_features",
                       "checkpoint", NULL}},
-        {"distill", {"pretrain.", "augment.contrastive.", "augment.probe.", "model.probe_features", NULL}},
-        {"eval", {"train.", "pretrain.", "distill.", "augment.", "model.probe_features", NULL}},
+        {"distill", {"pretrain.", "augment.contrastive.", "augment.probe.", "model.probe_features",
+                     "data.val_per_class", NULL}},
+        {"eval", {"train.", "pretrain.", "distill.", "augment.", "model.probe_features", "data.val_per_class", NULL}},
     };
     const size_t klen = strcspn(key, "="); /* a --set string: its key part */
     for (size_t p = 0; p < sizeof table / sizeof table[0]; p++) {

@@ -38,8 +38,10 @@ typedef struct {
     stl10_file labeled_file, unlabeled_file, eval_file;
     dataset train;     /* labeled images for training (label budget applied) */
     dataset eval;      /* evaluation images (hold-out slice or eval_split) */
+    dataset val;       /* validation slice of the labeled split (data.val_per_class; n = 0: none) */
     dataset unlabeled; /* pretraining images */
     char eval_desc[256];
+    char val_desc[160];
     char eval_set[256]; /* identity of the eval images, stored in checkpoints (eval_set_id) */
     model m;
     FILE *metrics; /* rank 0 only */
@@ -135,13 +137,40 @@ static void build_train_set(run_ctx *r, const uint8_t *held)
     for (int c = 0; c < C && want != SIZE_MAX; c++)
         if (have[c] < want)
             fatal(EXIT_CONFIG, "data.labels_per_class = %zu but class %d has only %zu training images "
-                  "in %s (after the evaluation hold-out)", want, c + 1, have[c], f->path_x);
+                  "in %s (after the evaluation hold-out%s)", want, c + 1, have[c], f->path_x,
+                  r->val.n ? " and the validation slice" : "");
     dataset_init(&r->train, f->count);
     for (size_t i = 0; i < f->count; i++)
         if (take[i]) dataset_add(&r->train, f, i); /* file order: independent of the permutation */
     free(perm);
     free(have);
     free(take);
+}
+
+/* data.val_per_class: a stratified slice of the labeled images outside the hold-out
+ * (held[i] == 0), keyed by (holdout_seed, "valid") so that every run of a sweep, whatever its
+ * seed or label budget, scores the same images; marked 2 in held, so no phase trains on
+ * them, and loaded into r->val in file order. */
+static void carve_validation(run_ctx *r, uint8_t *held)
+{
+    const stl10_file *f = &r->labeled_file;
+    const config *c = &r->cfg;
+    size_t n = 0, *cand = xcalloc(f->count, sizeof *cand, "validation slice");
+    int32_t *lab = xcalloc(f->count, sizeof *lab, "validation slice");
+    uint8_t *pick = xcalloc(f->count, 1, "validation slice");
+    for (size_t i = 0; i < f->count; i++)
+        if (!held[i]) cand[n] = i, lab[n++] = f->label[i];
+    int bad = stratified_holdout(lab, n, c->data.num_classes, (size_t)c->data.val_per_class,
+                                 rng_key((uint64_t)c->data.holdout_seed, 0x76616c6964ULL, 0, 0), pick);
+    if (bad)
+        fatal(EXIT_CONFIG, "data.val_per_class = %d: class %d of %s has too few images outside the hold-out to "
+              "set that many aside and still train", c->data.val_per_class, bad, f->path_x);
+    dataset_init(&r->val, n);
+    for (size_t k = 0; k < n; k++)
+        if (pick[k]) held[cand[k]] = 2, dataset_add(&r->val, f, cand[k]);
+    snprintf(r->val_desc, sizeof r->val_desc, "%zu images (%d per class, val_top1), never trained on", r->val.n,
+             c->data.val_per_class);
+    free(cand), free(lab), free(pick);
 }
 
 static void open_data(run_ctx *r)
@@ -179,6 +208,10 @@ static void open_data(run_ctx *r)
     if (!eval && !strcmp(c->data.eval_split, c->data.split))
         fatal(EXIT_CONFIG, "%s: data.eval_split = data.split = \"%s\": the eval images would be training images",
               c->config_path, c->data.split);
+    if (c->data.val_per_class > 0 && !eval && !is_phase(r, "pretrain") && !is_phase(r, "distill")) {
+        if (!held) held = xcalloc(r->labeled_file.count, 1, "validation slice");
+        carve_validation(r, held);
+    }
     if (!eval) build_train_set(r, held);
     if (is_phase(r, "pretrain") || is_phase(r, "distill")) { /* the pool of images without labels */
         int use_extra = c->data.unlabeled_split[0] != 0;
@@ -208,6 +241,13 @@ static void start_outputs(run_ctx *r)
             r->labeled_file.path_x, r->train.n);
     for (size_t i = 0; i < r->train.n; i++) fprintf(out, "%lld\n", (long long)r->train.rec[i]);
     if (fclose(out) != 0) fatal(EXIT_IO, "%s/labeled_indices.txt: write failed", r->cfg.run_dir);
+    if (!r->val.n) return;
+    out = open_in_run(r, "validation_indices.txt", "w");
+    fprintf(out, "# records of %s in the validation slice (data.val_per_class = %d, holdout_seed %lld; "
+            "scored as val_top1, never trained on), %zu images\n", r->labeled_file.path_x,
+            r->cfg.data.val_per_class, (long long)r->cfg.data.holdout_seed, r->val.n);
+    for (size_t i = 0; i < r->val.n; i++) fprintf(out, "%lld\n", (long long)r->val.rec[i]);
+    if (fclose(out) != 0) fatal(EXIT_IO, "%s/validation_indices.txt: write failed", r->cfg.run_dir);
 }
 
 /* Rank 0: a run folder belongs to one phase (RUN_DIR/PHASE), so that a phase started in the
@@ -439,7 +479,8 @@ static int try_resume(run_ctx *r, size_t steps_per_epoch)
      * (lr_at), so it stays as well */
     static const char *const same[] = {"seed", "data.labels_per_class", "train.batch", "pretrain.temperature",
                                        "distill.temperature", "checkpoint", "train.schedule",
-                                       "train.warmup_epochs", "train.epochs", "model.probe_features"};
+                                       "train.warmup_epochs", "train.epochs", "model.probe_features",
+                                       "data.val_per_class"};
     for (size_t i = 0; r->rank == 0 && i < sizeof same / sizeof same[0]; i++) {
         char was[PATH_MAX + 8], now[PATH_MAX + 8];
         if (!strcmp(same[i], "checkpoint") && !is_phase(r, "distill")) continue;
@@ -841,12 +882,12 @@ static int classify(run_ctx *r)
     int32_t *lab = xcalloc(m->max_batch, sizeof *lab, "labels");
     float *target = distill ? xcalloc(m->max_batch * C, sizeof *target, "soft targets") : NULL;
     if (r->rank == 0)
-        printf("%s: %zu %s images, global batch %zu on %d rank%s, %zu steps/epoch, %s; eval: %s\n", c->phase, N,
-               distill ? "teacher-labelled" : "labeled", G, r->world, r->world == 1 ? "" : "s", spe,
+        printf("%s: %zu %s images, global batch %zu on %d rank%s, %zu steps/epoch, %s; eval: %s%s%s\n", c->phase,
+               N, distill ? "teacher-labelled" : "labeled", G, r->world, r->world == 1 ? "" : "s", spe,
                train_encoder ? "encoder trained"
                : m->cfg.classifier_on_conv ? "encoder frozen, probe on the conv features (model.probe_features)"
                                            : "encoder frozen, probe on the encoder output (model.probe_features)",
-               r->eval_desc);
+               r->eval_desc, r->val.n ? "; validation: " : "", r->val.n ? r->val_desc : "");
     for (int epoch = r->start_epoch; epoch < c->train.epochs; epoch++) {
         progress pg;
         const size_t s0 = epoch_begin(r, perm, N, spe, epoch, 0x6c61626c6564ULL, &pg);
@@ -886,14 +927,16 @@ static int classify(run_ctx *r)
         timing_json(r, secs, G * done, timing, sizeof timing);
         const int eval_now = (epoch + 1) % c->train.eval_every == 0 || epoch + 1 == c->train.epochs;
         double top1 = eval_now ? evaluate(r, &r->eval, confusion) : NAN;
-        char e[32];
+        double vtop1 = eval_now && r->val.n ? evaluate(r, &r->val, confusion) : NAN;
+        char e[32], v[32];
         metrics_line(r, "{\"phase\":\"%s\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"train_acc\":%s,\"eval_top1\":%s,"
-                     "%s,\"world_size\":%d,\"steps\":%zu}\n", c->phase, epoch + 1, (long long)r->step,
+                     "\"val_top1\":%s,%s,\"world_size\":%d,\"steps\":%zu}\n", c->phase, epoch + 1, (long long)r->step,
                      jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(G * done) : NAN),
-                     jnum(e, top1), timing, r->world, done);
+                     jnum(e, top1), jnum(v, vtop1), timing, r->world, done);
         if (r->rank == 0) {
-            char ev[48] = "";
+            char ev[80] = "";
             if (eval_now) snprintf(ev, sizeof ev, " eval top-1 %.2f%%", 100.0 * top1);
+            if (eval_now && r->val.n) snprintf(ev + strlen(ev), sizeof ev - strlen(ev), " val top-1 %.2f%%", 100.0 * vtop1);
             printf("%s epoch %d/%d: loss %.4f train acc %.3f%s | %.1f img/s, %.1f s\n", c->phase, epoch + 1,
                    c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(G * done) : 0.0, ev,
                    (double)(G * done) / secs, secs);
@@ -1069,7 +1112,7 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     free(r.img);
     free(r.cfg_text);
     model_free(&r.m);
-    dataset_free(&r.train), dataset_free(&r.eval), dataset_free(&r.unlabeled);
+    dataset_free(&r.train), dataset_free(&r.eval), dataset_free(&r.val), dataset_free(&r.unlabeled);
     stl10_close(&r.labeled_file), stl10_close(&r.unlabeled_file), stl10_close(&r.eval_file);
     return rc;
 }

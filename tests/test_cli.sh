@@ -287,6 +287,40 @@ expect "import into a path under a regular file: exit 5" 5 -m "$tmp/a-file" -- \
   "$simclr" import data/sample/unlabeled "$tmp/a-file/out" --split u
 expect "labels_per_class above the labeled images: exit 3 naming the key" 3 -m "data.labels_per_class = 30" -- \
   "${np1[@]}" baseline conf/baseline.cfg "${tiny[@]}" --set data.labels_per_class=30 --set train.batch=20 --set "run_dir=$tmp/b-lpc"
+# data.val_per_class: a validation slice out of the labeled images, the same at every seed
+# and label budget, disjoint from the training labels and from the hold-out, scored as val_top1.
+expect "val_per_class too large for the labeled images: exit 3 naming the key" 3 -m "data.val_per_class = 20" -- \
+  "${np1[@]}" baseline conf/baseline.cfg "${tiny[@]}" --set data.val_per_class=20 --set train.batch=20 --set "run_dir=$tmp/b-val20"
+for v in "all 1 0" "s1 1 10" "s2 2 10"; do
+  read -r name seed lpc <<< "$v"
+  expect "baseline with a validation slice ($name): val top-1 on the console" 0 -m "val top-1" -m "validation: 30 images" -- \
+    "${np1[@]}" baseline conf/baseline.cfg "${tiny[@]}" --set data.val_per_class=3 --set data.labels_per_class="$lpc" \
+    --set seed="$seed" --set train.batch=20 --set "run_dir=$tmp/b-val-$name"
+done
+if out=$(/usr/bin/python3 - "$tmp" "$data" 2>&1 <<'PYEOF'
+import json, sys
+t, data = sys.argv[1:3]
+def idx(run, f):
+    return [int(l) for l in open("%s/b-val-%s/%s" % (t, run, f)) if not l.startswith("#")]
+val = {r: idx(r, "validation_indices.txt") for r in ("all", "s1", "s2")}
+lab = {r: idx(r, "labeled_indices.txt") for r in ("all", "s1", "s2")}
+assert val["all"] == val["s1"] == val["s2"], "the validation slice depends on seed or budget"
+assert len(val["all"]) == 30, len(val["all"])
+# 250 sample images - 50 held out - 30 validation = 170 to train on: none of the slice, none of the hold-out
+assert len(lab["all"]) == 170 and not set(lab["all"]) & set(val["all"]), (len(lab["all"]),)
+assert len(lab["s1"]) == 100 and not set(lab["s1"]) & set(val["all"]), len(lab["s1"])
+assert lab["s1"] != lab["s2"], "seed does not draw the label budget"
+labels = open(data + "/train_y.bin", "rb").read()
+per = [0] * 10
+for i in val["all"]:
+    per[labels[i] - 1] += 1
+assert per == [3] * 10, per
+m = [json.loads(l) for l in open(t + "/b-val-s1/metrics.jsonl")][-1]
+assert 0 <= m["val_top1"] <= 1, m
+PYEOF
+); then ok "validation slice: 3 per class, one slice at every seed and budget, disjoint from training and hold-out"
+else bad "validation slice" "$out"; fi
+
 printf 'run_dir = "%s";\ndata = { dir = "%s"; };\ntrain = { batch = 4294967360; };\n' "$tmp/r-big" "$data" > "$tmp/bigint.cfg"
 expect "integer literal over 32 bits (libconfig would wrap it to 64): exit 3" 3 -m "$tmp/bigint.cfg:3" -m "train.batch = 4294967360" -- \
   "${np1[@]}" pretrain "$tmp/bigint.cfg"
