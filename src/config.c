@@ -36,9 +36,12 @@ typedef struct {
     key_type type;
     size_t off, size; /* offset in config; size of the char array for T_STR */
     double min, max;
+    const char *choices; /* T_STR with a fixed set of values: "a|b|c"; NULL: any string */
 } key_spec;
 
-#define K(path, type, field, lo, hi) {path, type, offsetof(config, field), sizeof(((config *)0)->field), lo, hi}
+#define K(path, type, field, lo, hi) {path, type, offsetof(config, field), sizeof(((config *)0)->field), lo, hi, NULL}
+/* a string key that takes one of the '|'-separated values in `choices` */
+#define KS(path, field, choices) {path, T_STR, offsetof(config, field), sizeof(((config *)0)->field), 0, 0, choices}
 #define BIG 1e18
 /* the six keys of one augment.GROUP (aug_cfg) */
 #define AUG_KEYS(group, field)                                                                   \
@@ -69,7 +72,7 @@ static const key_spec SCHEMA[] = {
     K("model.embed_dim", T_INT, model.embed_dim, 1, 65536),
     K("model.proj_dim", T_INT, model.proj_dim, 1, 65536),
     K("model.batchnorm", T_BOOL, model.batchnorm, 0, 1),
-    K("model.probe_features", T_STR, probe_features, 0, 0),
+    KS("model.probe_features", probe_features, "embed|conv"),
     K("train.epochs", T_INT, train.epochs, 1, 1e6),
     K("train.batch", T_INT, train.batch, 1, 1e8),
     K("train.lr", T_FLOAT, train.lr, 1e-12, 10),
@@ -78,8 +81,8 @@ static const key_spec SCHEMA[] = {
     K("train.eps", T_FLOAT, train.eps, 1e-30, 1),
     K("train.weight_decay", T_FLOAT, train.weight_decay, 0, 1),
     K("train.warmup_epochs", T_INT, train.warmup_epochs, 0, 1e6),
-    K("train.schedule", T_STR, train.schedule, 0, 0),
-    K("train.optimizer", T_STR, train.optimizer, 0, 0),
+    KS("train.schedule", train.schedule, "constant|cosine"),
+    KS("train.optimizer", train.optimizer, "adam|sgd"),
     K("train.momentum", T_FLOAT, train.momentum, 0, 0.999999),
     K("train.eval_every", T_INT, train.eval_every, 1, 1e6),
     K("pretrain.temperature", T_FLOAT, pretrain.temperature, 1e-6, 100),
@@ -224,9 +227,24 @@ static double load_number(const config *c, const key_spec *k)
     }
 }
 
+/* s is one of the '|'-separated words of choices */
+static int is_choice(const char *choices, const char *s)
+{
+    const size_t n = strlen(s);
+    for (const char *p = choices; n && (p = strstr(p, s)); p++)
+        if ((p == choices || p[-1] == '|') && (p[n] == '|' || !p[n])) return 1;
+    return 0;
+}
+
 static void set_string(config *c, const key_spec *k, const char *s, const char *where)
 {
     if (strlen(s) >= k->size) fatal(EXIT_CONFIG, "%s: %s is longer than %zu characters", where, k->path, k->size - 1);
+    if (k->choices && !is_choice(k->choices, s)) {
+        char list[128] = "", *out = list;
+        for (const char *p = k->choices; *p && out < list + sizeof list - 5; p++) /* a|b -> a", "b */
+            out += *p == '|' ? (size_t)sprintf(out, "\", \"") : (size_t)(*out = *p, 1);
+        fatal(EXIT_CONFIG, "%s: %s = \"%s\": must be one of \"%s\"", where, k->path, s, list);
+    }
     memcpy((char *)c + k->off, s, strlen(s) + 1);
 }
 
@@ -476,12 +494,6 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
     snprintf(where, sizeof where, nsets ? "%s (with its --set overrides)" : "%s", path);
     if (!c->run_dir[0]) fatal(EXIT_CONFIG, "%s: run_dir is required", where);
     if (!c->data.dir[0]) fatal(EXIT_CONFIG, "%s: data.dir is required", where);
-    if (strcmp(c->train.schedule, "constant") && strcmp(c->train.schedule, "cosine"))
-        fatal(EXIT_CONFIG, "%s: train.schedule = \"%s\": must be \"constant\" or \"cosine\"", where, c->train.schedule);
-    if (strcmp(c->probe_features, "embed") && strcmp(c->probe_features, "conv"))
-        fatal(EXIT_CONFIG, "%s: model.probe_features = \"%s\": must be \"embed\" or \"conv\"", where, c->probe_features);
-    if (strcmp(c->train.optimizer, "adam") && strcmp(c->train.optimizer, "sgd"))
-        fatal(EXIT_CONFIG, "%s: train.optimizer = \"%s\": must be \"adam\" or \"sgd\"", where, c->train.optimizer);
     int needs_ckpt = !strcmp(phase, "linear") || !strcmp(phase, "finetune") || !strcmp(phase, "eval") ||
                      !strcmp(phase, "distill");
     if (needs_ckpt && !c->checkpoint[0])

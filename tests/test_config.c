@@ -241,9 +241,11 @@ static void test_cross_key_rules(void **state)
     cfg_file(path, sizeof path, "nodata.cfg", "run_dir = \"r\";\n");
     expect_exit(do_load, &a, EXIT_CONFIG, "data.dir", NULL);
     cfg_file(path, sizeof path, "sched.cfg", REQUIRED "train = { schedule = \"linear\"; };\n");
-    expect_exit(do_load, &a, EXIT_CONFIG, "train.schedule", NULL);
+    expect_exit(do_load, &a, EXIT_CONFIG, "sched.cfg:3", "train.schedule", NULL);
     cfg_file(path, sizeof path, "probe.cfg", REQUIRED "model = { probe_features = \"pool\"; };\n");
-    expect_exit(do_load, &a, EXIT_CONFIG, "model.probe_features", "\"embed\" or \"conv\"", NULL);
+    expect_exit(do_load, &a, EXIT_CONFIG, "probe.cfg:3", "model.probe_features", "\"embed\", \"conv\"", NULL);
+    cfg_file(path, sizeof path, "opt.cfg", REQUIRED "train = { optimizer = \"adamw\"; };\n");
+    expect_exit(do_load, &a, EXIT_CONFIG, "opt.cfg:3", "train.optimizer", "\"adam\", \"sgd\"", NULL);
     cfg_file(path, sizeof path, "evalpc.cfg", "run_dir = \"r\";\ndata = { dir = \"d\"; eval_per_class = 0; };\n");
     expect_exit(do_load, &a, EXIT_CONFIG, "data.eval_per_class", NULL);
     cfg_file(path, sizeof path, "evalsplit.cfg",
