@@ -571,6 +571,12 @@ int config_key_unused(const char *phase, const char *key)
     return 0;
 }
 
+void config_warn_unused_sets(const char *phase, char *const *sets, int nsets)
+{
+    for (int i = 0; i < nsets; i++)
+        if (config_key_unused(phase, sets[i])) warn("--set %s: phase %s does not use this key (ignored)", sets[i], phase);
+}
+
 /* Keys that can change what a run of `phase` trains: not where files are, how it runs and
  * reports, or keys the phase never reads. */
 static int training_key(const char *phase, const char *path)

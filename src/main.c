@@ -92,6 +92,7 @@ int main(int argc, char **argv)
     if (check) { /* no MPI, no data: what config_load refuses (exit 3) is all it checks */
         config c;
         config_load(&c, argv[2], argv[1], sets, nsets);
+        config_warn_unused_sets(argv[1], sets, nsets);
         printf("simclr %s: %s with %d --set: configuration valid\n", argv[1], argv[2], nsets);
         return 0;
     }

@@ -1032,15 +1032,6 @@ static void setup_threads(const run_ctx *r)
     free(all);
 }
 
-/* A --set of a key the phase never reads is most likely meant for another phase (e.g.
- * pretrain.temperature given to finetune), so rank 0 warns; the job goes on, since job
- * scripts pass the same --set list to every phase. */
-static void warn_unused_sets(const char *phase, char **sets, int nsets)
-{
-    for (int i = 0; i < nsets; i++)
-        if (config_key_unused(phase, sets[i])) warn("--set %s: phase %s does not use this key (ignored)", sets[i], phase);
-}
-
 /* model.classifier_on_conv for this phase: the linear probe reads the conv features when
  * model.probe_features = "conv"; eval and the distill teacher take the layout of the
  * classifier in `checkpoint` (a linear probe's, from the configuration stored in it). */
@@ -1073,7 +1064,7 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     r.world = dist_world();
     if (r.rank == 0) {
         config_load(&r.cfg, cfg_path, phase, sets, nsets);
-        warn_unused_sets(phase, sets, nsets);
+        config_warn_unused_sets(phase, sets, nsets);
     }
     dist_bcast(&r.cfg, sizeof r.cfg, 0);
     r.cfg_text = config_to_text(&r.cfg);

@@ -51,6 +51,9 @@ expect "import without --split: exit 2" 2 -- "$simclr" import data/sample/train 
 expect "--set of a key the phase does not read: a warning naming it" 4 \
   -m "warning: --set pretrain.temperature=0.5: phase eval does not use this key" -- \
   "$simclr" eval conf/eval.cfg --set pretrain.temperature=0.5 --set "checkpoint=$tmp/none.h5" --set "data.dir=$tmp/nodata"
+expect "--check with a --set the phase does not read: valid, with the same warning" 0 -m "configuration valid" \
+  -m "warning: --set pretrain.temperature=0.2: phase finetune does not use this key" -- \
+  "$simclr" finetune conf/finetune.cfg --set pretrain.temperature=0.2 --check
 expect "import --split with a slash: exit 2" 2 -- "$simclr" import data/sample/train "$tmp/x" --split a/b
 expect "import unknown option: exit 2" 2 -m --frobnicate -- "$simclr" import data/sample/train "$tmp/x" --split t --frobnicate
 
