@@ -1,4 +1,4 @@
-"""Unit tests of analysis/label_efficiency.py, analysis/seeds.py and analysis/scaling.py
+"""Unit tests of analysis/label_efficiency.py, analysis/seeds.py, analysis/scaling.py and analysis/sweep.py
 (python unittest; run by tests/test_cli.sh): the log-interpolated "baseline labels for the
 same top-1", the paired differences and the summary statistics, the split of collective time
 into own cost and waiting, on hand-made numbers and run folders."""
@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import label_efficiency as le  # noqa: E402
 import scaling  # noqa: E402
 import seeds  # noqa: E402
+import sweep  # noqa: E402
 
 
 def row(budget, method, mean):
@@ -158,6 +159,54 @@ class Seeds(unittest.TestCase):
             self.assertIn(text, err.getvalue())
         self.assertIn("both ran seed 1", err.getvalue())
 
+
+
+class SweepChoice(unittest.TestCase):
+    """sweep.py chooses by the mean val_top1 over the repetitions that ran every variant,
+    never by the hold-out's eval_top1, and refuses runs without a validation slice."""
+
+    def make_run(self, root, rep, variant, val, ev, header="(data.val_per_class = 50, holdout_seed 2011; scored"):
+        d = os.path.join(root, rep, variant)
+        os.makedirs(d)
+        open(os.path.join(d, "final.h5"), "w").close()
+        with open(os.path.join(d, "validation_indices.txt"), "w") as f:
+            f.write("# records of x in the validation slice %s as val_top1), 2 images\n1\n2\n" % header)
+        with open(os.path.join(d, "metrics.jsonl"), "w") as f:
+            for epoch in (1, 2):  # the last epoch counts
+                f.write(json.dumps({"phase": "linear", "epoch": epoch, "step": 10 * epoch,
+                                    "val_top1": val / 100 - (0.2 if epoch == 1 else 0),
+                                    "eval_top1": ev / 100}) + "\n")
+
+    def test_chosen_by_validation(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            self.make_run(tmp, "seed1", "a", 60.0, 70.0)  # best on the hold-out, not on validation
+            self.make_run(tmp, "seed1", "b", 62.0, 61.0)
+            self.make_run(tmp, "seed2", "a", 61.0, 70.0)
+            self.make_run(tmp, "seed2", "b", 60.0, 61.0)  # mean val: a 60.5, b 61.0
+            self.make_run(tmp, "seed3", "a", 99.0, 99.0)  # seed3 ran a only: left out
+            rows = sweep.summarize(sweep.collect(tmp))
+        by = {r["variant"]: r for r in rows}
+        self.assertTrue(by["b"]["chosen"])
+        self.assertFalse(by["a"]["chosen"])
+        self.assertEqual(by["a"]["reps"], ["seed1", "seed2"])
+        self.assertAlmostEqual(by["a"]["val_mean"], 60.5)
+        self.assertAlmostEqual(by["a"]["eval_mean"], 70.0)
+
+    def test_refuses_mixed_slices(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            self.make_run(tmp, "seed1", "a", 60.0, 70.0)
+            self.make_run(tmp, "seed1", "b", 62.0, 61.0, header="(data.val_per_class = 20, holdout_seed 2011; scored")
+            with self.assertRaises(SystemExit) as e, contextlib.redirect_stderr(io.StringIO()):
+                sweep.collect(tmp)
+        self.assertIn("different validation slices", str(e.exception.code))
+
+    def test_refuses_run_without_validation(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            self.make_run(tmp, "seed1", "a", 60.0, 70.0)
+            os.remove(os.path.join(tmp, "seed1", "a", "validation_indices.txt"))
+            with self.assertRaises(SystemExit) as e:
+                sweep.collect(tmp)
+        self.assertIn("without a validation slice", str(e.exception.code))
 
 if __name__ == "__main__":
     unittest.main()
