@@ -159,8 +159,9 @@ def main():
         die(f"--out {out}: exists and is not a folder")
     os.makedirs(out, exist_ok=True)
     md = table(rows)
-    gains = paired(found, "distill", "finetune") + paired(found, "finetune", "baseline")
-    matched = labels_matched(rows, "finetune") + labels_matched(rows, "distill")
+    gains = (paired(found, "distill", "finetune") + paired(found, "finetune", "baseline")
+             + paired(found, "linear", "baseline"))
+    matched = labels_matched(rows, "linear") + labels_matched(rows, "finetune") + labels_matched(rows, "distill")
     if any(m["against_labels_per_class_for_same_top1"] or m["beyond"] for m in matched):
         md += ("\n| labels per class | method (mean top-1) | baseline labels per class for the same top-1 "
                "(log-interpolated) |\n|---:|---|---:|\n")
