@@ -9,7 +9,7 @@ data.val_per_class > 0 (docs/RESULTS.md section 7). A run counts when it finishe
 (final.h5 present); its scores are the last epoch's val_top1 (the validation slice: for
 choosing) and eval_top1 (the hold-out: to report, never to choose). Per phase, the variant
 with the highest mean val_top1 over the repetitions that ran every variant of that phase
-is marked "chosen". Prints the table (top-1 %), writes it as JSON to --out when given.
+is marked "chosen". Prints the table (top-1 %), writes it as JSON to --json OUT when given.
 Exits 1 naming the file when a finished run has no val_top1 (trained without a validation
 slice) or the slices differ between runs (data.val_per_class or data.holdout_seed).
 """
@@ -53,6 +53,8 @@ def collect(root):
             if not os.path.isfile(os.path.join(run, "final.h5")):
                 continue
             path = os.path.join(run, "metrics.jsonl")
+            if not os.path.isfile(path):
+                die(f"{path}: missing (the run has final.h5)")
             recs = [r for phase_recs in load_metrics(path).values() for r in phase_recs]
             if not recs:
                 die(f"{path}: no epochs")
@@ -113,8 +115,11 @@ def main():
     rows = summarize(runs)
     print(table(rows))
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
+        try:
+            with open(a.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        except OSError as e:
+            die(f"--json {a.json}: {e.strerror}")
 
 
 if __name__ == "__main__":

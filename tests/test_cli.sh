@@ -223,7 +223,7 @@ assert got == want, got
 assert all(0.0 <= v <= 100.0 for r in rows for v in r["top1"]), rows
 EOF
   ok "label_efficiency.json: every budget x method with 2 seeds" || bad "label_efficiency.json rows" "$(cat "$tmp/le.check")"
-expect "analysis/label_efficiency.py, seeds.py and scaling.py unit tests (python unittest)" 0 -m "Ran 8 tests" -m "OK" -- \
+expect "analysis/label_efficiency.py, seeds.py and scaling.py unit tests (python unittest)" 0 -m "Ran 11 tests" -m "OK" -- \
   "${PYTHON:-/usr/bin/python3}" -m unittest tests/test_analysis.py
 expect "label_efficiency.sh rerun: finished runs skipped" 0 -m "skip $tmp/le/lpc5-seed2/distill" -- \
   "${le[@]}" --phases linear,finetune,distill "${le_set[@]}"
