@@ -149,7 +149,7 @@ static void build_train_set(run_ctx *r, const uint8_t *held)
 
 /* data.val_per_class: a stratified slice of the labeled images outside the hold-out
  * (held[i] == 0), keyed by (holdout_seed, "valid") so that every run of a sweep, whatever its
- * seed or label budget, scores the same images; marked 2 in held, so no phase trains on
+ * seed or label budget, scores the same images; marked in held, so no phase trains on
  * them, and loaded into r->val in file order. */
 static void carve_validation(run_ctx *r, uint8_t *held)
 {
@@ -167,7 +167,7 @@ static void carve_validation(run_ctx *r, uint8_t *held)
               "set that many aside and still train", c->data.val_per_class, bad, f->path_x);
     dataset_init(&r->val, n);
     for (size_t k = 0; k < n; k++)
-        if (pick[k]) held[cand[k]] = 2, dataset_add(&r->val, f, cand[k]);
+        if (pick[k]) held[cand[k]] = 1, dataset_add(&r->val, f, cand[k]);
     snprintf(r->val_desc, sizeof r->val_desc, "%zu images (%d per class, val_top1), never trained on", r->val.n,
              c->data.val_per_class);
     free(cand), free(lab), free(pick);
@@ -229,6 +229,16 @@ static void open_data(run_ctx *r)
 
 /* Rank 0, once the run is known to be valid (config, data, checkpoints checked): the run
  * folder's outputs. Until then a refused run leaves an existing run folder as it was. */
+/* Rank 0: RUN_DIR/name, the record numbers of d's images in the labeled file, one per line,
+ * after a "# records of FILE <what>, N images" header. */
+static void write_records(const run_ctx *r, const char *name, const dataset *d, const char *what)
+{
+    FILE *out = open_in_run(r, name, "w");
+    fprintf(out, "# records of %s %s, %zu images\n", r->labeled_file.path_x, what, d->n);
+    for (size_t i = 0; i < d->n; i++) fprintf(out, "%lld\n", (long long)d->rec[i]);
+    if (fclose(out) != 0) fatal(EXIT_IO, "%s/%s: write failed", r->cfg.run_dir, name);
+}
+
 static void start_outputs(run_ctx *r)
 {
     if (r->rank != 0) return;
@@ -236,22 +246,13 @@ static void start_outputs(run_ctx *r)
     if (is_phase(r, "eval")) return;
     r->metrics = open_in_run(r, "metrics.jsonl", "a");
     if (is_phase(r, "distill")) return; /* trains on teacher labels of the pool, no labeled images */
-    FILE *out = open_in_run(r, "labeled_indices.txt", "w");
-    fprintf(out, "# records of %s used as labeled training images (0-based), %zu images\n",
-            r->labeled_file.path_x, r->train.n);
-    for (size_t i = 0; i < r->train.n; i++) fprintf(out, "%lld\n", (long long)r->train.rec[i]);
-    if (fclose(out) != 0) fatal(EXIT_IO, "%s/labeled_indices.txt: write failed", r->cfg.run_dir);
-    if (!r->val.n) return;
-    out = open_in_run(r, "validation_indices.txt", "w");
-    fprintf(out, "# records of %s in the validation slice (data.val_per_class = %d, holdout_seed %lld; "
-            "scored as val_top1, never trained on), %zu images\n", r->labeled_file.path_x,
-            r->cfg.data.val_per_class, (long long)r->cfg.data.holdout_seed, r->val.n);
-    for (size_t i = 0; i < r->val.n; i++) fprintf(out, "%lld\n", (long long)r->val.rec[i]);
-    if (fclose(out) != 0) fatal(EXIT_IO, "%s/validation_indices.txt: write failed", r->cfg.run_dir);
+    char what[160];
+    write_records(r, "labeled_indices.txt", &r->train, "used as labeled training images (0-based)");
+    snprintf(what, sizeof what, "in the validation slice (data.val_per_class = %d, holdout_seed %lld; scored as "
+             "val_top1, never trained on)", r->cfg.data.val_per_class, (long long)r->cfg.data.holdout_seed);
+    if (r->val.n) write_records(r, "validation_indices.txt", &r->val, what);
 }
 
-/* Rank 0: a run folder belongs to one phase (RUN_DIR/PHASE), so that a phase started in the
- * wrong folder is refused before it touches anything there. */
 /* RUN_DIR/.lock, held (flock) by rank 0 until the process ends, so that a second job
  * started into the same run_dir stops at once instead of interleaving its checkpoints and
  * metrics with the first's. Where the filesystem has no flock, a warning and no lock. */
@@ -279,6 +280,8 @@ static void lock_run_dir(const run_ctx *r)
     /* fd is never closed: the lock lasts as long as this process */
 }
 
+/* Rank 0: a run folder belongs to one phase (RUN_DIR/PHASE), so that a phase started in the
+ * wrong folder is refused before it touches anything there. */
 static void claim_run_dir(const run_ctx *r)
 {
     char path[PATH_MAX + 16], have[32] = "";
