@@ -9,9 +9,12 @@ data.val_per_class > 0 (docs/RESULTS.md section 7). A run counts when it finishe
 (final.h5 present); its scores are the last epoch's val_top1 (the validation slice: for
 choosing) and eval_top1 (the hold-out: to report, never to choose). Per phase, the variant
 with the highest mean val_top1 over the repetitions that ran every variant of that phase
-is marked "chosen". Prints the table (top-1 %), writes it as JSON to --json OUT when given.
-Exits 1 naming the file when a finished run has no val_top1 (trained without a validation
-slice) or the slices differ between runs (data.val_per_class or data.holdout_seed).
+is marked "chosen"; variants tied on it (within 0.05 points, the table's precision) are all
+marked "tie" and none is chosen. A repetition that lacks a variant of the phase is left out
+of that phase, named on stderr. Prints the table (top-1 %), writes it as JSON to --json OUT
+when given. Exits 2 naming the file when a finished run has no val_top1 (trained without a
+validation slice) or the slices differ between runs (data.val_per_class or
+data.holdout_seed), as analysis/seeds.py does for its bad inputs.
 """
 import argparse
 import json
@@ -20,12 +23,15 @@ import re
 import statistics
 import sys
 
+TIE = 0.05  # points of mean val_top1: variants closer than this to the best are tied
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare import load_metrics  # noqa: E402
 
 
 def die(msg):
-    sys.exit(f"sweep.py: {msg}")
+    sys.stderr.write(f"sweep.py: {msg}\n")
+    sys.exit(2)
 
 
 def slice_id(run):
@@ -77,8 +83,13 @@ def summarize(runs):
     for phase in sorted({r["phase"] for r in runs}):
         mine = [r for r in runs if r["phase"] == phase]
         variants = sorted({r["variant"] for r in mine})
-        reps = sorted(rep for rep in {r["rep"] for r in mine}
-                      if {r["variant"] for r in mine if r["rep"] == rep} == set(variants))
+        reps = []
+        for rep in sorted({r["rep"] for r in mine}):
+            lacks = sorted(set(variants) - {r["variant"] for r in mine if r["rep"] == rep})
+            if not lacks:
+                reps.append(rep)
+            else:
+                sys.stderr.write(f"sweep.py: {phase}: {rep} left out: no finished {', '.join(lacks)}\n")
         if not reps:
             die(f"phase {phase}: no repetition ran all of {', '.join(variants)}")
         for v in variants:
@@ -86,9 +97,18 @@ def summarize(runs):
             rows.append({"phase": phase, "variant": v, "reps": reps,
                          "val": [sel[x]["val"] for x in reps], "eval": [sel[x]["eval"] for x in reps],
                          "val_mean": statistics.fmean(sel[x]["val"] for x in reps),
-                         "eval_mean": statistics.fmean(sel[x]["eval"] for x in reps), "chosen": False})
-        best = max((r for r in rows if r["phase"] == phase), key=lambda r: r["val_mean"])
-        best["chosen"] = True
+                         "eval_mean": statistics.fmean(sel[x]["eval"] for x in reps), "chosen": False,
+                         "tie": False})
+        mine_rows = [r for r in rows if r["phase"] == phase]
+        top = max(r["val_mean"] for r in mine_rows)
+        best = [r for r in mine_rows if top - r["val_mean"] < TIE]
+        if len(best) == 1:
+            best[0]["chosen"] = True
+        else:
+            for r in best:
+                r["tie"] = True
+            sys.stderr.write(f"sweep.py: {phase}: {', '.join(r['variant'] for r in best)} tie on mean val_top1 "
+                             f"({top:.1f}): none chosen; add repetitions or choose on other grounds\n")
     return rows
 
 
@@ -98,7 +118,7 @@ def table(rows):
     for r in rows:
         per = " / ".join("%.1f" % v for v in r["val"])
         out.append(f"| {r['phase']} | {r['variant']} | {per} ({', '.join(r['reps'])}) | {r['val_mean']:.1f} | "
-                   f"{r['eval_mean']:.1f} | {'**chosen**' if r['chosen'] else ''} |")
+                   f"{r['eval_mean']:.1f} | {'**chosen**' if r['chosen'] else 'tie' if r['tie'] else ''} |")
     return "\n".join(out)
 
 

@@ -67,6 +67,7 @@ typedef struct {
         int keep_checkpoints;  /* epoch checkpoints kept (older ones removed); final.h5 stays */
         int hdf5_file_locking; /* 0 disables HDF5 file locking (filesystems that refuse it) */
     } run;
+    unsigned char from_set[128]; /* per schema key (config.c order): 1 when a --set gave its value */
 } config;
 
 /* Sets every key to its default (see conf/base.cfg for the documented values). */
@@ -76,6 +77,12 @@ void config_defaults(config *c);
  * (nset strings), checks ranges and the keys `phase` needs, and stores phase and path.
  * fatal(EXIT_CONFIG) with file:line and key on any error; never a silent default. */
 void config_load(config *c, const char *path, const char *phase, char **sets, int nsets);
+
+/* Where the value of schema key `key` (e.g. "train.batch") came from, for error messages:
+ * "--set KEY" when a --set override gave it, else c->config_path (the file or one it
+ * @includes, or the default). The string lives as long as c (or is static). Exits
+ * (EXIT_CONFIG) on a key not in the schema: a programming error. */
+const char *config_origin(const config *c, const char *key);
 
 /* The resolved configuration as libconfig text (every key, with its value); the caller
  * frees it. Written to RUN_DIR/config.resolved.cfg and into every checkpoint. */

@@ -100,6 +100,7 @@ static const key_spec SCHEMA[] = {
     K("run.hdf5_file_locking", T_BOOL, run.hdf5_file_locking, 0, 1),
 };
 #define NKEYS (sizeof SCHEMA / sizeof SCHEMA[0])
+_Static_assert(NKEYS <= sizeof ((config *)0)->from_set, "config.from_set has a flag per schema key");
 
 void config_defaults(config *c)
 {
@@ -334,6 +335,7 @@ static void apply_set(config *c, const char *arg)
     char where[300];
     snprintf(where, sizeof where, "--set %s", key);
     const key_spec *k = known_key(key, where);
+    c->from_set[k - SCHEMA] = 1;
     char *end = NULL;
     errno = 0;
     switch (k->type) {
@@ -504,6 +506,16 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
     uselocale(old_locale);
 }
 
+const char *config_origin(const config *c, const char *key)
+{
+    static char where[NKEYS][300]; /* one "--set KEY" per key: several may stand in one message */
+    const key_spec *k = known_key(key, "config_origin");
+    size_t i = (size_t)(k - SCHEMA);
+    if (!c->from_set[i]) return c->config_path;
+    snprintf(where[i], sizeof where[i], "--set %s", key);
+    return where[i];
+}
+
 /* The value of schema key k in c, as text. */
 static void field_text(const config *c, const key_spec *k, char *out, size_t n)
 {
@@ -546,7 +558,7 @@ int config_text_differs(const char *text, const config *c, const char *key, char
 int config_key_unused(const char *phase, const char *key)
 {
     static const struct {
-        const char *phase, *unused[7];
+        const char *phase, *unused[8];
     } table[] = {
         {"pretrain", {"distill.", "checkpoint", "model.probe_features", "augment.probe.", "data.val_per_class", NULL}},
         {"linear", {"pretrain.", "distill.", "augment.contrastive.", "augment.classification.", NULL}},
@@ -555,7 +567,8 @@ int config_key_unused(const char *phase, const char *key)
                       "checkpoint", NULL}},
         {"distill", {"pretrain.", "augment.contrastive.", "augment.probe.", "model.probe_features",
                      "data.val_per_class", NULL}},
-        {"eval", {"train.", "pretrain.", "distill.", "augment.", "model.probe_features", "data.val_per_class", NULL}},
+        {"eval", {"train.", "pretrain.", "distill.", "augment.", "model.probe_features", "data.val_per_class",
+                  "data.labels_per_class", NULL}},
     };
     const size_t klen = strcspn(key, "="); /* a --set string: its key part */
     for (size_t p = 0; p < sizeof table / sizeof table[0]; p++) {

@@ -281,8 +281,10 @@ static void lock_run_dir(const run_ctx *r)
 }
 
 /* Rank 0: a run folder belongs to one phase (RUN_DIR/PHASE), so that a phase started in the
- * wrong folder is refused before it touches anything there. */
-static void claim_run_dir(const run_ctx *r)
+ * wrong folder is refused before it touches anything there. Returns 1 when the folder is
+ * already this phase's; else the caller writes PHASE (write_text) once the data and batch
+ * checks passed, so that a run refused for its settings leaves the folder free for any phase. */
+static int claim_run_dir(const run_ctx *r)
 {
     char path[PATH_MAX + 16], have[32] = "";
     mkdir_p(r->cfg.run_dir);
@@ -296,9 +298,9 @@ static void claim_run_dir(const run_ctx *r)
         if (have[0] && strcmp(have, r->cfg.phase))
             fatal(EXIT_CONFIG, "run_dir %s holds a %s run (%s); give %s its own run_dir", r->cfg.run_dir, have, path,
                   r->cfg.phase);
-        return;
+        return have[0] != 0;
     }
-    write_text(r, "PHASE", r->cfg.phase);
+    return 0;
 }
 
 /* Batch sizes against the data and the ranks, before anything is allocated for them. */
@@ -311,17 +313,20 @@ static void check_batches(const run_ctx *r)
     const size_t N = pool ? r->unlabeled.n : r->train.n;
     if (G < world)
         fatal(EXIT_CONFIG, "%s: train.batch = %zu is smaller than the %zu ranks: every rank needs at least "
-              "one image per step", c->config_path, G, world);
+              "one image per step", config_origin(c, "train.batch"), G, world);
     if (pre && G < 2)
-        fatal(EXIT_CONFIG, "%s: train.batch = %zu: NT-Xent needs at least 2 images (negatives)", c->config_path, G);
+        fatal(EXIT_CONFIG, "%s: train.batch = %zu: NT-Xent needs at least 2 images (negatives)",
+              config_origin(c, "train.batch"), G);
     if (G > N)
-        fatal(EXIT_CONFIG, "%s: train.batch = %zu is larger than the %zu %s images", c->config_path, G, N,
+        fatal(EXIT_CONFIG, "%s: train.batch = %zu is larger than the %zu %s images", config_origin(c, "train.batch"), G, N,
               pre ? "pretraining" : pool ? "unlabeled pool" : "labeled training");
     const size_t GP = (size_t)c->pretrain.probe_batch;
     if (pre && GP > r->train.n)
-        fatal(EXIT_CONFIG, "%s: pretrain.probe_batch = %zu exceeds the %zu labeled images", c->config_path, GP, r->train.n);
+        fatal(EXIT_CONFIG, "%s: pretrain.probe_batch = %zu exceeds the %zu labeled images",
+              config_origin(c, "pretrain.probe_batch"), GP, r->train.n);
     if (pre && GP > 0 && GP < world)
-        fatal(EXIT_CONFIG, "%s: pretrain.probe_batch = %zu is smaller than the %zu ranks", c->config_path, GP, world);
+        fatal(EXIT_CONFIG, "%s: pretrain.probe_batch = %zu is smaller than the %zu ranks",
+              config_origin(c, "pretrain.probe_batch"), GP, world);
 }
 
 /* Reads dataset entries idx[0..n) and writes their views into act[0] (3, nbatch, S, S) at
@@ -1073,12 +1078,13 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     r.cfg_text = config_to_text(&r.cfg);
     if (!r.cfg.run.hdf5_file_locking) ckpt_disable_file_locking();
     setup_threads(&r);
-    if (r.rank == 0) claim_run_dir(&r);
+    int claimed = r.rank == 0 ? claim_run_dir(&r) : 1;
     /* rank 0 checks the data first, so that a bad file is reported once, not by every rank */
     if (r.rank == 0) open_data(&r);
     dist_all_ok(1);
     if (r.rank != 0) open_data(&r);
     check_batches(&r);
+    if (!claimed) write_text(&r, "PHASE", r.cfg.phase);
     if (fault(&r, "short")) fault_short_reads(&r);
     if (fault(&r, "die")) _exit(9);
     size_t G = (size_t)r.cfg.train.batch, world = (size_t)r.world;

@@ -184,7 +184,9 @@ class SweepChoice(unittest.TestCase):
             self.make_run(tmp, "seed2", "a", 61.0, 70.0)
             self.make_run(tmp, "seed2", "b", 60.0, 61.0)  # mean val: a 60.5, b 61.0
             self.make_run(tmp, "seed3", "a", 99.0, 99.0)  # seed3 ran a only: left out
-            rows = sweep.summarize(sweep.collect(tmp))
+            with contextlib.redirect_stderr(io.StringIO()) as err:
+                rows = sweep.summarize(sweep.collect(tmp))
+        self.assertIn("linear: seed3 left out: no finished b", err.getvalue())
         by = {r["variant"]: r for r in rows}
         self.assertTrue(by["b"]["chosen"])
         self.assertFalse(by["a"]["chosen"])
@@ -196,17 +198,33 @@ class SweepChoice(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             self.make_run(tmp, "seed1", "a", 60.0, 70.0)
             self.make_run(tmp, "seed1", "b", 62.0, 61.0, header="(data.val_per_class = 20, holdout_seed 2011; scored")
-            with self.assertRaises(SystemExit) as e, contextlib.redirect_stderr(io.StringIO()):
+            with self.assertRaises(SystemExit) as e, contextlib.redirect_stderr(io.StringIO()) as err:
                 sweep.collect(tmp)
-        self.assertIn("different validation slices", str(e.exception.code))
+        self.assertEqual(e.exception.code, 2)
+        self.assertIn("different validation slices", err.getvalue())
 
     def test_refuses_run_without_validation(self):
         with tempfile.TemporaryDirectory() as tmp:
             self.make_run(tmp, "seed1", "a", 60.0, 70.0)
             os.remove(os.path.join(tmp, "seed1", "a", "validation_indices.txt"))
-            with self.assertRaises(SystemExit) as e:
+            with self.assertRaises(SystemExit) as e, contextlib.redirect_stderr(io.StringIO()) as err:
                 sweep.collect(tmp)
-        self.assertIn("without a validation slice", str(e.exception.code))
+        self.assertEqual(e.exception.code, 2)
+        self.assertIn("without a validation slice", err.getvalue())
+
+    def test_tie_chooses_none(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            self.make_run(tmp, "seed1", "a", 60.0, 70.0)
+            self.make_run(tmp, "seed1", "b", 60.02, 61.0)  # within the table's 0.1-point precision
+            self.make_run(tmp, "seed1", "c", 50.0, 61.0)
+            with contextlib.redirect_stderr(io.StringIO()) as err:
+                rows = sweep.summarize(sweep.collect(tmp))
+        by = {r["variant"]: r for r in rows}
+        self.assertFalse(any(r["chosen"] for r in rows))
+        self.assertTrue(by["a"]["tie"] and by["b"]["tie"])
+        self.assertFalse(by["c"]["tie"])
+        self.assertIn("a, b tie on mean val_top1", err.getvalue())
+        self.assertIn("| tie |", sweep.table(rows))
 
 if __name__ == "__main__":
     unittest.main()

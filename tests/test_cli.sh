@@ -54,6 +54,9 @@ expect "--set of a key the phase does not read: a warning naming it" 4 \
 expect "--check with a --set the phase does not read: valid, with the same warning" 0 -m "configuration valid" \
   -m "warning: --set pretrain.temperature=0.2: phase finetune does not use this key" -- \
   "$simclr" finetune conf/finetune.cfg --set pretrain.temperature=0.2 --check
+expect "--check eval with a label budget: eval has none, so the same warning" 0 -m "configuration valid" \
+  -m "warning: --set data.labels_per_class=25: phase eval does not use this key" -- \
+  "$simclr" eval conf/eval.cfg --set data.labels_per_class=25 --check
 expect "import --split with a slash: exit 2" 2 -- "$simclr" import data/sample/train "$tmp/x" --split a/b
 expect "import unknown option: exit 2" 2 -m --frobnicate -- "$simclr" import data/sample/train "$tmp/x" --split t --frobnicate
 
@@ -148,8 +151,12 @@ expect "finetune from another model width: exit 6 naming tensor and shapes" 6 -m
   "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set model.width=4 --set train.batch=20 --set "checkpoint=$pre/final.h5" --set "run_dir=$tmp/f-width"
 expect "resume finetune from a pretrain checkpoint: exit 6" 6 -m "$pre/final.h5" -- \
   "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=20 --set "checkpoint=$pre/final.h5" --set "resume=$pre/final.h5" --set "run_dir=$tmp/f-resume"
-expect "finetune train.batch above the labeled images: exit 3" 3 -m train.batch -- \
+expect "finetune train.batch above the labeled images: exit 3 naming the --set" 3 -m "--set train.batch: train.batch = 1000" -- \
   "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=1000 --set "checkpoint=$pre/final.h5" --set "run_dir=$tmp/f-batch"
+[[ ! -e $tmp/f-batch/PHASE ]] && ok "  ... the refused run leaves its run_dir unclaimed (no PHASE)" \
+  || bad "refused run claimed its run_dir" "$(cat "$tmp/f-batch/PHASE")"
+expect "  ... so another phase may use that run_dir (linear there: exit 0)" 0 -- \
+  "${np1[@]}" linear conf/linear.cfg "${tiny[@]}" --set train.batch=20 --set train.epochs=1 --set "checkpoint=$pre/final.h5" --set "run_dir=$tmp/f-batch"
 
 # ---- self-training (distill) ------------------------------------------------------------
 ft=$tmp/ft dst=$tmp/distill
@@ -223,7 +230,7 @@ assert got == want, got
 assert all(0.0 <= v <= 100.0 for r in rows for v in r["top1"]), rows
 EOF
   ok "label_efficiency.json: every budget x method with 2 seeds" || bad "label_efficiency.json rows" "$(cat "$tmp/le.check")"
-expect "analysis/label_efficiency.py, seeds.py and scaling.py unit tests (python unittest)" 0 -m "Ran 11 tests" -m "OK" -- \
+expect "analysis/label_efficiency.py, seeds.py, scaling.py and sweep.py unit tests (python unittest)" 0 -m "Ran 12 tests" -m "OK" -- \
   "${PYTHON:-/usr/bin/python3}" -m unittest tests/test_analysis.py
 expect "label_efficiency.sh rerun: finished runs skipped" 0 -m "skip $tmp/le/lpc5-seed2/distill" -- \
   "${le[@]}" --phases linear,finetune,distill "${le_set[@]}"

@@ -427,10 +427,15 @@ static void test_to_text_reads_back(void **state)
     double rel = fabs(b.train.lr - a.train.lr) / a.train.lr;
     print_message("  train.lr 0.12345678901234567 -> text -> %.17g (rel diff %.2g)\n", b.train.lr, rel);
     assert_true(rel < 1e-14);
-    /* everything else: the same struct, byte for byte */
+    /* where values came from: a's train.lr from its --set, b's from the file */
+    assert_string_equal(config_origin(&a, "train.lr"), "--set train.lr");
+    assert_string_equal(config_origin(&a, "train.batch"), path);
+    assert_string_equal(config_origin(&b, "train.lr"), back);
+    /* everything else: the same struct, byte for byte (but for that provenance) */
     b.train.lr = a.train.lr;
     memset(a.config_path, 0, sizeof a.config_path);
     memset(b.config_path, 0, sizeof b.config_path);
+    memset(a.from_set, 0, sizeof a.from_set);
     assert_memory_equal(&a, &b, sizeof a);
     char *text2 = config_to_text(&b);
     assert_true(config_hash(text2) != 0);
