@@ -467,6 +467,10 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
     struct stat st; /* fopen opens a directory too; libconfig then says "file I/O error" */
     if (fstat(fileno(probe), &st) == 0 && S_ISDIR(st.st_mode))
         fatal(EXIT_CONFIG, "%s: is a directory, not a config file", path);
+    unsigned char head[3] = {0};
+    if (fread(head, 1, 3, probe) == 3 && head[0] == 0xef && head[1] == 0xbb && head[2] == 0xbf)
+        fatal(EXIT_CONFIG, "%s:1: starts with a UTF-8 byte-order mark (EF BB BF), which libconfig reads as a "
+              "syntax error: save the file without it", path);
     fclose(probe);
     locale_t old_locale = uselocale((locale_t)0); /* the caller's, restored at the end */
     config_t cf;

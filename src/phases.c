@@ -1079,11 +1079,11 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     if (!r.cfg.run.hdf5_file_locking) ckpt_disable_file_locking();
     setup_threads(&r);
     int claimed = r.rank == 0 ? claim_run_dir(&r) : 1;
-    /* rank 0 checks the data first, so that a bad file is reported once, not by every rank */
-    if (r.rank == 0) open_data(&r);
+    /* rank 0 checks the data and batch sizes first, so that a bad file or setting is
+     * reported once, not by every rank */
+    if (r.rank == 0) open_data(&r), check_batches(&r);
     dist_all_ok(1);
-    if (r.rank != 0) open_data(&r);
-    check_batches(&r);
+    if (r.rank != 0) open_data(&r), check_batches(&r);
     if (!claimed) write_text(&r, "PHASE", r.cfg.phase);
     if (fault(&r, "short")) fault_short_reads(&r);
     if (fault(&r, "die")) _exit(9);

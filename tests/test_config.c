@@ -594,7 +594,7 @@ static void test_hostile_files(void **state)
     pathf(where, sizeof where, "%s:1", bin);
     a.path = bin;
     expect_exit(do_load, &a, EXIT_CONFIG, where, "syntax error", NULL);
-    expect_config_error("\xef\xbb\xbf" REQUIRED, 1, "syntax error");
+    expect_config_error("\xef\xbb\xbf" REQUIRED, 1, "byte-order mark");
     expect_config_error(REQUIRED "train = { epochs = 0; };\n", 3, "train.epochs");
 }
 
