@@ -52,20 +52,30 @@ def find_runs(paths):
     return runs
 
 
-def load_metrics(path):
-    """{phase: [record, ...] by epoch}; of records repeated by a resumed run the last wins."""
+def load_metrics(path, fail=None):
+    """{phase: [record, ...] by epoch}; of records repeated by a resumed run the last wins.
+    A line that is not a JSON object with phase, epoch and a numeric step, or a file that is
+    not UTF-8, ends the script through fail(message) (default: this script's die, exit 1)."""
+    fail = fail or die
     last = {}
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                die(f"{path} line {lineno}: not valid JSON ({e.msg})")
-            if not isinstance(rec, dict) or "phase" not in rec or "epoch" not in rec:
-                die(f"{path} line {lineno}: expected an object with 'phase' and 'epoch'")
-            last[(rec["phase"], rec["epoch"])] = rec
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = list(f)
+    except UnicodeDecodeError as e:
+        fail(f"{path}: not UTF-8 text (byte {e.start}): not a metrics.jsonl that simclr wrote")
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            fail(f"{path} line {lineno}: not valid JSON ({e.msg}; a run killed while writing leaves a cut line: "
+                 "delete it)")
+        if not isinstance(rec, dict) or "phase" not in rec or "epoch" not in rec:
+            fail(f"{path} line {lineno}: expected an object with 'phase' and 'epoch'")
+        if not isinstance(rec.get("step"), int):
+            fail(f"{path} line {lineno}: 'step' missing or not an integer")
+        last[(rec["phase"], rec["epoch"])] = rec
     out = {}
     for (phase, _), rec in sorted(last.items()):
         out.setdefault(phase, []).append(rec)

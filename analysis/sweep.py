@@ -61,18 +61,23 @@ def collect(root):
             path = os.path.join(run, "metrics.jsonl")
             if not os.path.isfile(path):
                 die(f"{path}: missing (the run has final.h5)")
-            recs = [r for phase_recs in load_metrics(path).values() for r in phase_recs]
+            recs = [r for phase_recs in load_metrics(path, die).values() for r in phase_recs]
             if not recs:
                 die(f"{path}: no epochs")
             last = max(recs, key=lambda r: r["step"])
             if last.get("val_top1") is None:
                 die(f"{path}: no val_top1 on its last epoch (trained without data.val_per_class)")
+            for key in ("val_top1", "eval_top1"):
+                v = last.get(key)
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                    die(f"{path}: epoch {last['epoch']}: {key} = {v!r} is not a fraction in [0, 1]")
             slices.setdefault(slice_id(run), run)
             runs.append({"rep": rep, "variant": variant, "phase": last["phase"], "val": 100.0 * last["val_top1"],
                          "eval": 100.0 * last["eval_top1"]})
     if len(slices) > 1:
         (a, ra), (b, rb) = list(slices.items())[:2]
-        die(f"{ra} and {rb} used different validation slices (val_per_class, holdout_seed = {a} and {b})")
+        die(f"{ra} and {rb} used different validation slices (data.val_per_class {a[0]}, holdout_seed {a[1]} "
+            f"against data.val_per_class {b[0]}, holdout_seed {b[1]})")
     return runs
 
 
@@ -128,7 +133,7 @@ def main():
     ap.add_argument("--json", help="write the rows as JSON here")
     a = ap.parse_args()
     if not os.path.isdir(a.root):
-        die(f"{a.root}: no such folder")
+        die(f"{a.root}: {'not a folder' if os.path.exists(a.root) else 'no such folder'}")
     runs = collect(a.root)
     if not runs:
         die(f"{a.root}: no finished runs (ROOT/REP/VARIANT/final.h5)")

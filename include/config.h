@@ -67,7 +67,12 @@ typedef struct {
         int keep_checkpoints;  /* epoch checkpoints kept (older ones removed); final.h5 stays */
         int hdf5_file_locking; /* 0 disables HDF5 file locking (filesystems that refuse it) */
     } run;
-    unsigned char from_set[128]; /* per schema key (config.c order): 1 when a --set gave its value */
+    struct { /* where each schema key's value came from (config_origin), per key in config.c order */
+        int line[128];             /* 0: the default; -1: a --set; else the line in files[file[k]] */
+        unsigned char file[128];
+        char files[8][PATH_MAX];   /* the config file and the files it @includes, as read */
+        int nfiles;
+    } origin;
 } config;
 
 /* Sets every key to its default (see conf/base.cfg for the documented values). */
@@ -79,9 +84,11 @@ void config_defaults(config *c);
 void config_load(config *c, const char *path, const char *phase, char **sets, int nsets);
 
 /* Where the value of schema key `key` (e.g. "train.batch") came from, for error messages:
- * "--set KEY" when a --set override gave it, else c->config_path (the file or one it
- * @includes, or the default). The string lives as long as c (or is static). Exits
- * (EXIT_CONFIG) on a key not in the schema: a programming error. */
+ * "--set KEY" when a --set override gave it, "FILE:LINE" when a config file (the one given
+ * or one it @includes) did, "the default of KEY (set neither in FILE nor by a --set)"
+ * otherwise; c->config_path when c was not filled by config_load. The text stays valid
+ * until the next call with the same key (static storage). Exits (EXIT_CONFIG) on a key not
+ * in the schema: a programming error. */
 const char *config_origin(const config *c, const char *key);
 
 /* The resolved configuration as libconfig text (every key, with its value); the caller

@@ -100,7 +100,7 @@ static const key_spec SCHEMA[] = {
     K("run.hdf5_file_locking", T_BOOL, run.hdf5_file_locking, 0, 1),
 };
 #define NKEYS (sizeof SCHEMA / sizeof SCHEMA[0])
-_Static_assert(NKEYS <= sizeof ((config *)0)->from_set, "config.from_set has a flag per schema key");
+_Static_assert(NKEYS <= sizeof ((config *)0)->origin.file, "config.origin has an entry per schema key");
 
 void config_defaults(config *c)
 {
@@ -259,6 +259,20 @@ static const char *source_path(const char *file, const char *main_path, const ch
     return buf;
 }
 
+/* c->origin: key k was read from file:line (up to 8 files; beyond, the line is not kept) */
+static void note_origin(config *c, const key_spec *k, const char *file, int line)
+{
+    int f = 0;
+    while (f < c->origin.nfiles && strcmp(c->origin.files[f], file)) f++;
+    if (f == c->origin.nfiles) {
+        if (f == (int)(sizeof c->origin.files / sizeof c->origin.files[0])) return;
+        snprintf(c->origin.files[f], sizeof c->origin.files[f], "%.*s", (int)sizeof c->origin.files[f] - 1, file);
+        c->origin.nfiles++;
+    }
+    c->origin.line[k - SCHEMA] = line > 0 ? line : 1;
+    c->origin.file[k - SCHEMA] = (unsigned char)f;
+}
+
 static void walk(config *c, const config_setting_t *s, const char *file_fallback, const char *include_dir)
 {
     int n = config_setting_length(s);
@@ -283,6 +297,7 @@ static void walk(config *c, const config_setting_t *s, const char *file_fallback
             continue;
         }
         const key_spec *k = known_key(path, where);
+        note_origin(c, k, file, config_setting_source_line(e));
         char *field = (char *)c + k->off;
         int ok = 0;
         double v = 0.0;
@@ -328,14 +343,14 @@ static void walk(config *c, const config_setting_t *s, const char *file_fallback
 static void apply_set(config *c, const char *arg)
 {
     const char *eq = strchr(arg, '=');
-    if (!eq) fatal(EXIT_USAGE, "--set %s: expected key=value", arg);
+    if (!eq || eq == arg) fatal(EXIT_USAGE, "--set %s: expected key=value", arg);
     char key[256];
     snprintf(key, sizeof key, "%.*s", (int)(eq - arg), arg);
     const char *val = eq + 1;
     char where[300];
     snprintf(where, sizeof where, "--set %s", key);
     const key_spec *k = known_key(key, where);
-    c->from_set[k - SCHEMA] = 1;
+    c->origin.line[k - SCHEMA] = -1;
     char *end = NULL;
     errno = 0;
     switch (k->type) {
@@ -483,10 +498,12 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
         char full[2 * PATH_MAX];
         const char *f = source_path(config_error_file(&cf), path, slash ? dir : NULL, full, sizeof full);
         const char *text = config_error_text(&cf);
-        int inc = text && strstr(text, "include") != NULL;
-        fatal(EXIT_CONFIG, "%s:%d: %s%s%s%s", f, config_error_line(&cf), text,
+        int inc = text && strstr(text, "include") != NULL, dup = text && strstr(text, "duplicate") != NULL;
+        fatal(EXIT_CONFIG, "%s:%d: %s%s%s%s%s", f, config_error_line(&cf), text,
               inc ? " (libconfig 1.5 opens an @include path relative to the folder of the main config, " : "",
-              inc ? (slash ? dir : ".") : "", inc ? ", also when it starts with /)" : "");
+              inc ? (slash ? dir : ".") : "", inc ? ", also when it starts with /)" : "",
+              dup ? " (a key is set once across a file and its @includes: to change a key of an included "
+                    "file, use --set key=value or edit a copy of that file)" : "");
     }
     check_int_literals(path, slash ? dir : NULL, 0);
     walk(c, config_root_setting(&cf), path, slash ? dir : NULL);
@@ -512,11 +529,15 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
 
 const char *config_origin(const config *c, const char *key)
 {
-    static char where[NKEYS][300]; /* one "--set KEY" per key: several may stand in one message */
+    static char where[NKEYS][PATH_MAX + 80]; /* one per key: several may stand in one message */
     const key_spec *k = known_key(key, "config_origin");
     size_t i = (size_t)(k - SCHEMA);
-    if (!c->from_set[i]) return c->config_path;
-    snprintf(where[i], sizeof where[i], "--set %s", key);
+    const int line = c->origin.line[i], f = c->origin.file[i];
+    if (line < 0) snprintf(where[i], sizeof where[i], "--set %s", key);
+    else if (line > 0 && f < c->origin.nfiles) snprintf(where[i], sizeof where[i], "%s:%d", c->origin.files[f], line);
+    else if (c->config_path[0])
+        snprintf(where[i], sizeof where[i], "the default of %s (set neither in %s nor by a --set)", key, c->config_path);
+    else return c->config_path;
     return where[i];
 }
 

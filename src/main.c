@@ -16,7 +16,7 @@ static const char *USAGE =
     "\n"
     "usage:\n"
     "  mpirun -np N build/simclr PHASE CONFIG.cfg [--set key=value ...]\n"
-    "  build/simclr PHASE CONFIG.cfg [--set key=value ...] --check   (validate the config only: exit 0 or 3)\n"
+    "  build/simclr PHASE CONFIG.cfg [--set key=value ...] --check   (validate the config only: exit 0, 3, or 2 for a malformed --set)\n"
     "  build/simclr import SRC_DIR OUT_DIR --split NAME [--labels-from-folders] [--skip-bad]\n"
     "  build/simclr --help | --version\n"
     "\n"

@@ -45,6 +45,7 @@ typedef struct {
     char eval_set[256]; /* identity of the eval images, stored in checkpoints (eval_set_id) */
     model m;
     FILE *metrics; /* rank 0 only */
+    int claimed;   /* RUN_DIR/PHASE already names this phase (claim_run_dir); rank 0 only */
     uint8_t *img;  /* one decoded image */
     int64_t step;  /* optimizer steps done */
     int start_epoch;
@@ -227,8 +228,6 @@ static void open_data(run_ctx *r)
     free(held);
 }
 
-/* Rank 0, once the run is known to be valid (config, data, checkpoints checked): the run
- * folder's outputs. Until then a refused run leaves an existing run folder as it was. */
 /* Rank 0: RUN_DIR/name, the record numbers of d's images in the labeled file, one per line,
  * after a "# records of FILE <what>, N images" header. */
 static void write_records(const run_ctx *r, const char *name, const dataset *d, const char *what)
@@ -239,9 +238,13 @@ static void write_records(const run_ctx *r, const char *name, const dataset *d, 
     if (fclose(out) != 0) fatal(EXIT_IO, "%s/%s: write failed", r->cfg.run_dir, name);
 }
 
+/* Rank 0, once the run is known to be valid (config, data, checkpoints checked): the run
+ * folder's outputs, PHASE first. Until then a refused run leaves an existing run folder as
+ * it was, and a new one unclaimed (only .lock), free for any phase. */
 static void start_outputs(run_ctx *r)
 {
     if (r->rank != 0) return;
+    if (!r->claimed) write_text(r, "PHASE", r->cfg.phase), r->claimed = 1;
     write_text(r, "config.resolved.cfg", r->cfg_text);
     if (is_phase(r, "eval")) return;
     r->metrics = open_in_run(r, "metrics.jsonl", "a");
@@ -282,8 +285,8 @@ static void lock_run_dir(const run_ctx *r)
 
 /* Rank 0: a run folder belongs to one phase (RUN_DIR/PHASE), so that a phase started in the
  * wrong folder is refused before it touches anything there. Returns 1 when the folder is
- * already this phase's; else the caller writes PHASE (write_text) once the data and batch
- * checks passed, so that a run refused for its settings leaves the folder free for any phase. */
+ * already this phase's; else start_outputs writes PHASE once the run is known to be valid,
+ * so that a refused run leaves the folder free for any phase. */
 static int claim_run_dir(const run_ctx *r)
 {
     char path[PATH_MAX + 16], have[32] = "";
@@ -521,8 +524,9 @@ static int try_resume(run_ctx *r, size_t steps_per_epoch)
         printf("%s: %s finished this run already (epoch %lld, step %lld): nothing to do\n", r->cfg.phase, path,
                (long long)meta.epoch, (long long)meta.step);
     else if (r->rank == 0)
-        printf("%s: resumed from %s (epoch %lld, step %lld, written by %lld ranks)\n", r->cfg.phase, path,
-               (long long)meta.epoch, (long long)meta.step, (long long)meta.world_size);
+        printf("%s: resumed from %s (epochs done: %lld; continuing epoch %lld at step %lld; written by %lld ranks)\n",
+               r->cfg.phase, path, (long long)meta.epoch, (long long)meta.epoch + 1, (long long)meta.step,
+               (long long)meta.world_size);
     return finished ? 2 : 1;
 }
 
@@ -667,7 +671,7 @@ static int stop_requested(run_ctx *r, int epoch)
     if (dist_all_ok(!g_stop_signal)) return 0;
     save_checkpoint(r, epoch, "ckpt-stop.h5");
     if (r->rank == 0)
-        fprintf(stderr, "simclr: stopped by signal at epoch %d, step %lld; checkpoint %s/ckpt-stop.h5 "
+        fprintf(stderr, "simclr: stopped by signal during epoch %d, at step %lld; checkpoint %s/ckpt-stop.h5 "
                 "written; rerun with resume=auto to continue (exit %d)\n", epoch + 1, (long long)r->step,
                 r->cfg.run_dir, EXIT_REQUEUE);
     return 1;
@@ -1078,13 +1082,12 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     r.cfg_text = config_to_text(&r.cfg);
     if (!r.cfg.run.hdf5_file_locking) ckpt_disable_file_locking();
     setup_threads(&r);
-    int claimed = r.rank == 0 ? claim_run_dir(&r) : 1;
+    r.claimed = r.rank == 0 ? claim_run_dir(&r) : 1;
     /* rank 0 checks the data and batch sizes first, so that a bad file or setting is
      * reported once, not by every rank */
     if (r.rank == 0) open_data(&r), check_batches(&r);
     dist_all_ok(1);
     if (r.rank != 0) open_data(&r), check_batches(&r);
-    if (!claimed) write_text(&r, "PHASE", r.cfg.phase);
     if (fault(&r, "short")) fault_short_reads(&r);
     if (fault(&r, "die")) _exit(9);
     size_t G = (size_t)r.cfg.train.batch, world = (size_t)r.world;

@@ -212,6 +212,25 @@ class SweepChoice(unittest.TestCase):
         self.assertEqual(e.exception.code, 2)
         self.assertIn("without a validation slice", err.getvalue())
 
+    def test_bad_metrics_exit_2(self):
+        """A cut last line, non-UTF-8 bytes, a missing step or a score that is not a fraction:
+        exit 2 naming the file, never a traceback."""
+        cases = {"cut": b'{"phase": "linear", "epoch": 3, "st',
+                 "bytes": b"\xd2\xff\n",
+                 "nostep": b'{"phase": "linear", "epoch": 3, "val_top1": 0.5, "eval_top1": 0.5}\n',
+                 "null": b'{"phase": "linear", "epoch": 3, "step": 99, "val_top1": 0.5, "eval_top1": null}\n',
+                 "string": b'{"phase": "linear", "epoch": 3, "step": 99, "val_top1": "0.5", "eval_top1": 0.5}\n'}
+        for name, tail in cases.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                self.make_run(tmp, "seed1", "a", 60.0, 70.0)
+                path = os.path.join(tmp, "seed1", "a", "metrics.jsonl")
+                with open(path, "ab") as f:
+                    f.write(tail)
+                with self.assertRaises(SystemExit) as e, contextlib.redirect_stderr(io.StringIO()) as err:
+                    sweep.collect(tmp)
+                self.assertEqual(e.exception.code, 2, name)
+                self.assertIn(path, err.getvalue(), name)
+
     def test_tie_chooses_none(self):
         with tempfile.TemporaryDirectory() as tmp:
             self.make_run(tmp, "seed1", "a", 60.0, 70.0)

@@ -157,6 +157,14 @@ expect "finetune train.batch above the labeled images: exit 3 naming the --set" 
   || bad "refused run claimed its run_dir" "$(cat "$tmp/f-batch/PHASE")"
 expect "  ... so another phase may use that run_dir (linear there: exit 0)" 0 -- \
   "${np1[@]}" linear conf/linear.cfg "${tiny[@]}" --set train.batch=20 --set train.epochs=1 --set "checkpoint=$pre/final.h5" --set "run_dir=$tmp/f-batch"
+mkdir -p "$tmp/cfgx" && cp conf/base.cfg "$tmp/cfgx/" && sed 's/batch = 25; /batch = 1000;/' conf/finetune.cfg > "$tmp/cfgx/finetune.cfg"
+bline=$(grep -n "batch = 1000;" "$tmp/cfgx/finetune.cfg" | cut -d: -f1)
+expect "the same batch from a config file: exit 3 naming FILE:LINE" 3 -m "$tmp/cfgx/finetune.cfg:$bline: train.batch = 1000 is larger" -- \
+  "${np1[@]}" finetune "$tmp/cfgx/finetune.cfg" "${tiny[@]}" --set "checkpoint=$pre/final.h5" --set "run_dir=$tmp/f-batch2"
+expect "finetune from a missing checkpoint: exit 6" 6 -m "$tmp/no-such.h5" -- \
+  "${np1[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=20 --set "checkpoint=$tmp/no-such.h5" --set "run_dir=$tmp/f-nockpt"
+[[ ! -e $tmp/f-nockpt/PHASE && ! -e $tmp/f-nockpt/metrics.jsonl ]] && ok "  ... and leaves its run_dir unclaimed, without outputs" \
+  || bad "refused run wrote into its run_dir" "$(ls -a "$tmp/f-nockpt")"
 
 # ---- self-training (distill) ------------------------------------------------------------
 ft=$tmp/ft dst=$tmp/distill
@@ -230,7 +238,7 @@ assert got == want, got
 assert all(0.0 <= v <= 100.0 for r in rows for v in r["top1"]), rows
 EOF
   ok "label_efficiency.json: every budget x method with 2 seeds" || bad "label_efficiency.json rows" "$(cat "$tmp/le.check")"
-expect "analysis/label_efficiency.py, seeds.py, scaling.py and sweep.py unit tests (python unittest)" 0 -m "Ran 12 tests" -m "OK" -- \
+expect "analysis/label_efficiency.py, seeds.py, scaling.py and sweep.py unit tests (python unittest)" 0 -m "Ran 13 tests" -m "OK" -- \
   "${PYTHON:-/usr/bin/python3}" -m unittest tests/test_analysis.py
 expect "label_efficiency.sh rerun: finished runs skipped" 0 -m "skip $tmp/le/lpc5-seed2/distill" -- \
   "${le[@]}" --phases linear,finetune,distill "${le_set[@]}"
@@ -364,7 +372,7 @@ cp -r "$pre" "$killed"
 head -c 3000 "$pre/final.h5" > "$killed/ckpt-epoch0002.h5.tmp"
 printf 'ckpt-ep' > "$killed/LATEST.tmp"
 expect "after kill -9 mid-write: resume=auto from LATEST, with hdf5_file_locking=false" 0 \
-  -m "resumed from $killed/final.h5 (epoch 1" -- \
+  -m "resumed from $killed/final.h5 (epochs done: 1;" -- \
   "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.batch=100 --set pretrain.probe_batch=0 --set train.epochs=2 \
   --set run.hdf5_file_locking=false --set "run_dir=$killed"
 grep -q '"epoch":2' "$killed/metrics.jsonl" && [[ $(cat "$killed/LATEST") == final.h5 && ! -e $killed/LATEST.tmp ]] \

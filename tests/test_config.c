@@ -330,6 +330,7 @@ static void test_set_errors(void **state)
         {"data.unlabeled_use_train=1", "data.unlabeled_use_train", "true or false", EXIT_CONFIG},
         {"train.schedule=step", "train.schedule", "cosine", EXIT_CONFIG},
         {"train.lr", "train.lr", "key=value", EXIT_USAGE},
+        {"=1", "--set =1", "key=value", EXIT_USAGE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *set[] = {(char *)cases[i].set};
@@ -428,14 +429,18 @@ static void test_to_text_reads_back(void **state)
     print_message("  train.lr 0.12345678901234567 -> text -> %.17g (rel diff %.2g)\n", b.train.lr, rel);
     assert_true(rel < 1e-14);
     /* where values came from: a's train.lr from its --set, b's from the file */
+    char want[4400];
     assert_string_equal(config_origin(&a, "train.lr"), "--set train.lr");
-    assert_string_equal(config_origin(&a, "train.batch"), path);
-    assert_string_equal(config_origin(&b, "train.lr"), back);
+    pathf(want, sizeof want, "%s:1", path); /* run_dir, on the first line of full.cfg */
+    assert_string_equal(config_origin(&a, "run_dir"), want);
+    assert_non_null(strstr(config_origin(&a, "distill.init"), "the default of distill.init"));
+    assert_non_null(strstr(config_origin(&b, "train.lr"), back));
     /* everything else: the same struct, byte for byte (but for that provenance) */
     b.train.lr = a.train.lr;
     memset(a.config_path, 0, sizeof a.config_path);
     memset(b.config_path, 0, sizeof b.config_path);
-    memset(a.from_set, 0, sizeof a.from_set);
+    memset(&a.origin, 0, sizeof a.origin);
+    memset(&b.origin, 0, sizeof b.origin);
     assert_memory_equal(&a, &b, sizeof a);
     char *text2 = config_to_text(&b);
     assert_true(config_hash(text2) != 0);
@@ -595,6 +600,7 @@ static void test_hostile_files(void **state)
     a.path = bin;
     expect_exit(do_load, &a, EXIT_CONFIG, where, "syntax error", NULL);
     expect_config_error("\xef\xbb\xbf" REQUIRED, 1, "byte-order mark");
+    expect_config_error(REQUIRED "seed = 1;\nseed = 2;\n", 4, "use --set key=value or edit a copy");
     expect_config_error(REQUIRED "train = { epochs = 0; };\n", 3, "train.epochs");
 }
 

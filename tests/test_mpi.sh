@@ -257,7 +257,7 @@ else bad "eval.json contents" "$out"; fi
 job "pretrain 3 epochs straight" 2 pretrain "${pre[@]}" --set train.epochs=3 --set "run_dir=$tmp/straight"
 job "pretrain 2 epochs" 2 pretrain "${pre[@]}" --set train.epochs=2 --set "run_dir=$tmp/resumed"
 job "pretrain resume=auto to 3 epochs" 2 pretrain "${pre[@]}" --set train.epochs=3 --set resume=auto --set "run_dir=$tmp/resumed"
-grep -q "resumed from $tmp/resumed/final.h5 (epoch 2" "$tmp/pretrain resume=auto to 3 epochs.log" && ok "resume=auto found LATEST (final.h5, epoch 2)" \
+grep -q "resumed from $tmp/resumed/final.h5 (epochs done: 2;" "$tmp/pretrain resume=auto to 3 epochs.log" && ok "resume=auto found LATEST (final.h5, epoch 2)" \
   || bad "resume=auto found LATEST" "$(cat "$tmp/pretrain resume=auto to 3 epochs.log")"
 metrics_agree "2 epochs + resume to 3 equals 3 straight (1e-5)" 1e-5 loss "$tmp/straight" "$tmp/resumed"
 
@@ -275,7 +275,7 @@ for _ in $(seq 600); do grep -qs '"epoch":1' "$stop/metrics.jsonl" && break; kil
 kill -USR1 "$pid" 2> /dev/null
 wait "$pid"; rc=$?
 if ((rc == 75)) && [[ $(cat "$stop/LATEST" 2>/dev/null) == ckpt-stop.h5 ]]; then
-  ok "SIGUSR1: exit 75 with ckpt-stop.h5 as LATEST ($(grep -o 'stopped by signal at epoch [0-9]*, step [0-9]*' "$tmp/stop.log"))"
+  ok "SIGUSR1: exit 75 with ckpt-stop.h5 as LATEST ($(grep -o 'stopped by signal during epoch [0-9]*, at step [0-9]*' "$tmp/stop.log"))"
   job "resume=auto after the stop" 2 pretrain "${pre[@]}" --set train.epochs=3 --set "run_dir=$stop"
   grep -q "resumed from $stop/ckpt-stop.h5" "$tmp/resume=auto after the stop.log" && ok "resumed from ckpt-stop.h5" \
     || bad "resumed from ckpt-stop.h5" "$(cat "$tmp/resume=auto after the stop.log")"
