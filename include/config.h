@@ -5,7 +5,9 @@
  * (config.c) with its type and range: a syntax error is reported as file:line; a wrong
  * type (1 where 1.0 is expected, a quoted boolean), an unknown key or an out-of-range
  * value is an error naming file:line and the key. `--set key=value` overrides (command
- * line) are checked the same way. Parsing does not depend on the locale (the C library
+ * line) are checked the same way. A file may name the phase it is for (`phase = "finetune";`,
+ * not a schema key, as every conf/PHASE.cfg does): loading it for another phase is refused.
+ * Parsing does not depend on the locale (the C library
  * stays in the "C" locale: nothing calls setlocale). */
 #ifndef SIMCLR_CONFIG_H
 #define SIMCLR_CONFIG_H

@@ -296,6 +296,14 @@ static void walk(config *c, const config_setting_t *s, const char *file_fallback
             walk(c, e, file_fallback, include_dir);
             continue;
         }
+        if (!strcmp(path, "phase")) { /* the phase a config file is written for (not a schema key) */
+            const char *p = type == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
+            if (!p) fatal(EXIT_CONFIG, "%s: phase must be a string (e.g. \"finetune\")", where);
+            if (c->phase[0] && strcmp(p, c->phase))
+                fatal(EXIT_CONFIG, "%s: this configuration is written for phase %s, not %s: give %s its own "
+                      "(e.g. conf/%s.cfg)", where, p, c->phase, c->phase, c->phase);
+            continue;
+        }
         const key_spec *k = known_key(path, where);
         note_origin(c, k, file, config_setting_source_line(e));
         char *field = (char *)c + k->off;

@@ -54,6 +54,9 @@ expect "--set of a key the phase does not read: a warning naming it" 4 \
 expect "--check with a --set the phase does not read: valid, with the same warning" 0 -m "configuration valid" \
   -m "warning: --set pretrain.temperature=0.2: phase finetune does not use this key" -- \
   "$simclr" finetune conf/finetune.cfg --set pretrain.temperature=0.2 --check
+expect "a phase given another phase's config file: exit 3 naming FILE:LINE" 3 \
+  -m "conf/finetune.cfg:5: this configuration is written for phase finetune, not pretrain" -- \
+  "$simclr" pretrain conf/finetune.cfg --check
 expect "--check eval with a label budget: eval has none, so the same warning" 0 -m "configuration valid" \
   -m "warning: --set data.labels_per_class=25: phase eval does not use this key" -- \
   "$simclr" eval conf/eval.cfg --set data.labels_per_class=25 --check
