@@ -4,6 +4,7 @@
 # whose totals each test prints as "N passed, N failed".
 build=${BUILD:-build}
 simclr=$build/simclr
+export SIMCLR=$PWD/$simclr  # the job scripts (pipeline.sh, recipes.sh...) run the same build (asan, ubsan)
 read -ra mpirun <<< "${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}"
 # Under make asan: Open MPI's own allocations (MCA components, unloaded at exit) read as
 # leaks and would turn every successful run into exit 1; memory errors are still caught.
