@@ -89,7 +89,7 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
  * "--set KEY" when a --set override gave it, "FILE:LINE" when a config file (the one given
  * or one it @includes) did, "the default of KEY (set neither in FILE nor by a --set)"
  * otherwise; c->config_path when c was not filled by config_load. The text stays valid
- * until the next call with the same key (static storage). Exits (EXIT_CONFIG) on a key not
+ * until the next call (static storage: one origin per message). Exits (EXIT_CONFIG) on a key not
  * in the schema: a programming error. */
 const char *config_origin(const config *c, const char *key);
 

@@ -537,16 +537,15 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
 
 const char *config_origin(const config *c, const char *key)
 {
-    static char where[NKEYS][PATH_MAX + 80]; /* one per key: several may stand in one message */
+    static char where[PATH_MAX + 80];
     const key_spec *k = known_key(key, "config_origin");
-    size_t i = (size_t)(k - SCHEMA);
-    const int line = c->origin.line[i], f = c->origin.file[i];
-    if (line < 0) snprintf(where[i], sizeof where[i], "--set %s", key);
-    else if (line > 0 && f < c->origin.nfiles) snprintf(where[i], sizeof where[i], "%s:%d", c->origin.files[f], line);
+    const int line = c->origin.line[k - SCHEMA], f = c->origin.file[k - SCHEMA];
+    if (line < 0) snprintf(where, sizeof where, "--set %s", key);
+    else if (line > 0 && f < c->origin.nfiles) snprintf(where, sizeof where, "%s:%d", c->origin.files[f], line);
     else if (c->config_path[0])
-        snprintf(where[i], sizeof where[i], "the default of %s (set neither in %s nor by a --set)", key, c->config_path);
+        snprintf(where, sizeof where, "the default of %s (set neither in %s nor by a --set)", key, c->config_path);
     else return c->config_path;
-    return where[i];
+    return where;
 }
 
 /* The value of schema key k in c, as text. */
