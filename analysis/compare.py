@@ -69,8 +69,8 @@ def load_metrics(path, fail=None):
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
-            fail(f"{path} line {lineno}: not valid JSON ({e.msg}; a run killed while writing leaves a cut line: "
-                 "delete it)")
+            fail(f"{path} line {lineno}: not valid JSON ({e.msg} at column {e.colno}; a run killed while writing "
+                 "leaves a cut line: delete it)")
         if not isinstance(rec, dict) or "phase" not in rec or "epoch" not in rec:
             fail(f"{path} line {lineno}: expected an object with 'phase' and 'epoch'")
         if not isinstance(rec.get("step"), int):

@@ -137,8 +137,8 @@ static void build_train_set(run_ctx *r, const uint8_t *held)
     }
     for (int c = 0; c < C && want != SIZE_MAX; c++)
         if (have[c] < want)
-            fatal(EXIT_CONFIG, "data.labels_per_class = %zu but class %d has only %zu training images "
-                  "in %s (after the evaluation hold-out%s)", want, c + 1, have[c], f->path_x,
+            fatal(EXIT_CONFIG, "%s: data.labels_per_class = %zu but class %d has only %zu training images "
+                  "in %s (after the evaluation hold-out%s)", config_origin(&r->cfg, "data.labels_per_class"), want, c + 1, have[c], f->path_x,
                   r->val.n ? " and the validation slice" : "");
     dataset_init(&r->train, f->count);
     for (size_t i = 0; i < f->count; i++)
@@ -164,8 +164,8 @@ static void carve_validation(run_ctx *r, uint8_t *held)
     int bad = stratified_holdout(lab, n, c->data.num_classes, (size_t)c->data.val_per_class,
                                  rng_key((uint64_t)c->data.holdout_seed, 0x76616c6964ULL, 0, 0), pick);
     if (bad)
-        fatal(EXIT_CONFIG, "data.val_per_class = %d: class %d of %s has too few images outside the hold-out to "
-              "set that many aside and still train", c->data.val_per_class, bad, f->path_x);
+        fatal(EXIT_CONFIG, "%s: data.val_per_class = %d: class %d of %s has too few images outside the hold-out "
+              "to set that many aside and still train", config_origin(c, "data.val_per_class"), c->data.val_per_class, bad, f->path_x);
     dataset_init(&r->val, n);
     for (size_t k = 0; k < n; k++)
         if (pick[k]) held[cand[k]] = 1, dataset_add(&r->val, f, cand[k]);
@@ -194,8 +194,8 @@ static void open_data(run_ctx *r)
         int bad = stratified_holdout(f->label, f->count, c->data.num_classes, (size_t)c->data.eval_per_class,
                                      rng_key((uint64_t)c->data.holdout_seed, 0x686f6c64ULL, 0, 0), held);
         if (bad)
-            fatal(EXIT_CONFIG, "data.eval_per_class = %d: class %d of %s has too few images to hold "
-                  "out that many and still train", c->data.eval_per_class, bad, f->path_x);
+            fatal(EXIT_CONFIG, "%s: data.eval_per_class = %d: class %d of %s has too few images to hold "
+                  "out that many and still train", config_origin(c, "data.eval_per_class"), c->data.eval_per_class, bad, f->path_x);
         dataset_init(&r->eval, f->count);
         for (size_t i = 0; i < f->count; i++)
             if (held[i]) dataset_add(&r->eval, f, i);

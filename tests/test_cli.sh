@@ -306,11 +306,11 @@ expect "data.dir is a regular file: exit 4 naming it" 4 -m "$tmp/a-file/train_X.
   "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set "data.dir=$tmp/a-file" --set "run_dir=$tmp/r-dirfile"
 expect "import into a path under a regular file: exit 5" 5 -m "$tmp/a-file" -- \
   "$simclr" import data/sample/unlabeled "$tmp/a-file/out" --split u
-expect "labels_per_class above the labeled images: exit 3 naming the key" 3 -m "data.labels_per_class = 30" -- \
+expect "labels_per_class above the labeled images: exit 3 naming the key" 3 -m "--set data.labels_per_class: data.labels_per_class = 30" -- \
   "${np1[@]}" baseline conf/baseline.cfg "${tiny[@]}" --set data.labels_per_class=30 --set train.batch=20 --set "run_dir=$tmp/b-lpc"
 # data.val_per_class: a validation slice out of the labeled images, the same at every seed
 # and label budget, disjoint from the training labels and from the hold-out, scored as val_top1.
-expect "val_per_class too large for the labeled images: exit 3 naming the key" 3 -m "data.val_per_class = 20" -- \
+expect "val_per_class too large for the labeled images: exit 3 naming the key" 3 -m "--set data.val_per_class: data.val_per_class = 20" -- \
   "${np1[@]}" baseline conf/baseline.cfg "${tiny[@]}" --set data.val_per_class=20 --set train.batch=20 --set "run_dir=$tmp/b-val20"
 for v in "all 1 0" "s1 1 10" "s2 2 10"; do
   read -r name seed lpc <<< "$v"
