@@ -480,6 +480,38 @@ static void check_int_literals(const char *path, const char *include_dir, int de
     free(s);
 }
 
+/* libconfig reads a UTF-8 byte-order mark as a syntax error on line 1: name it instead */
+static void refuse_bom(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    unsigned char head[3] = {0};
+    const int bom = fread(head, 1, 3, f) == 3 && head[0] == 0xef && head[1] == 0xbb && head[2] == 0xbf;
+    fclose(f);
+    if (bom)
+        fatal(EXIT_CONFIG, "%s:1: starts with a UTF-8 byte-order mark (EF BB BF), which libconfig reads as a "
+              "syntax error: save the file without it", path);
+}
+
+/* out = " (the line reads: TEXT)" for line `line` of `path`, blanks trimmed; "" if it cannot be read */
+static void quote_line(const char *path, int line, char *out, size_t n)
+{
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f || line < 1) {
+        if (f) fclose(f);
+        return;
+    }
+    char buf[256] = "";
+    for (int i = 0; i < line && fgets(buf, sizeof buf, f); i++)
+        if (i < line - 1 && !strchr(buf, '\n')) i--; /* the rest of a line longer than buf */
+    fclose(f);
+    const char *b = buf + strspn(buf, " \t");
+    int len = (int)strcspn(b, "\r\n");
+    while (len > 0 && (b[len - 1] == ' ' || b[len - 1] == '\t')) len--;
+    if (len) snprintf(out, n, " (the line reads: %.*s)", len > 100 ? 100 : len, b);
+}
+
 void config_load(config *c, const char *path, const char *phase, char **sets, int nsets)
 {
     config_defaults(c);
@@ -490,11 +522,8 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
     struct stat st; /* fopen opens a directory too; libconfig then says "file I/O error" */
     if (fstat(fileno(probe), &st) == 0 && S_ISDIR(st.st_mode))
         fatal(EXIT_CONFIG, "%s: is a directory, not a config file", path);
-    unsigned char head[3] = {0};
-    if (fread(head, 1, 3, probe) == 3 && head[0] == 0xef && head[1] == 0xbb && head[2] == 0xbf)
-        fatal(EXIT_CONFIG, "%s:1: starts with a UTF-8 byte-order mark (EF BB BF), which libconfig reads as a "
-              "syntax error: save the file without it", path);
     fclose(probe);
+    refuse_bom(path);
     locale_t old_locale = uselocale((locale_t)0); /* the caller's, restored at the end */
     config_t cf;
     config_init(&cf);
@@ -506,8 +535,12 @@ void config_load(config *c, const char *path, const char *phase, char **sets, in
         char full[2 * PATH_MAX];
         const char *f = source_path(config_error_file(&cf), path, slash ? dir : NULL, full, sizeof full);
         const char *text = config_error_text(&cf);
+        const int line = config_error_line(&cf);
         int inc = text && strstr(text, "include") != NULL, dup = text && strstr(text, "duplicate") != NULL;
-        fatal(EXIT_CONFIG, "%s:%d: %s%s%s%s%s", f, config_error_line(&cf), text,
+        if (!inc) refuse_bom(f); /* an @included file with a BOM: libconfig says only "syntax error" */
+        char quoted[160] = "";
+        if (dup) quote_line(f, line, quoted, sizeof quoted);
+        fatal(EXIT_CONFIG, "%s:%d: %s%s%s%s%s%s", f, line, text, quoted,
               inc ? " (libconfig 1.5 opens an @include path relative to the folder of the main config, " : "",
               inc ? (slash ? dir : ".") : "", inc ? ", also when it starts with /)" : "",
               dup ? " (a key is set once across a file and its @includes: to change a key of an included "

@@ -34,7 +34,8 @@ static const char *USAGE =
     "  to 96x96 RGB. Undecodable files are listed and fail the import unless --skip-bad.\n"
     "\n"
     "common keys (config file or --set): run_dir, data.dir, data.split, seed, checkpoint, resume (auto|none|PATH),\n"
-    "  train.epochs, train.batch (global), train.lr, run.threads; all keys: conf/base.cfg\n"
+    "  train.epochs, train.batch (global), train.lr, run.threads; all keys: conf/base.cfg;\n"
+    "  --set applies in order: a key given twice takes the last value\n"
     "\n"
     "exit codes: 0 ok, 2 usage, 3 config, 4 data, 5 I/O, 6 checkpoint, 7 diverged (non-finite loss),\n"
     "  70 internal error, 75 stopped by SIGTERM/SIGUSR1 after a checkpoint (resume=auto continues)\n";
@@ -85,8 +86,10 @@ int main(int argc, char **argv)
     int nsets = 0, check = 0;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--check")) check = 1;
-        else if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 256) sets[nsets++] = argv[++i];
-        else if (!strncmp(argv[i], "--set=", 6) && nsets < 256) sets[nsets++] = argv[i] + 6;
+        else if ((!strcmp(argv[i], "--set") && i + 1 < argc) || !strncmp(argv[i], "--set=", 6)) {
+            if (nsets == (int)(sizeof sets / sizeof sets[0])) return usage_error("more than 256 --set overrides at", argv[i]);
+            sets[nsets++] = argv[i][5] == '=' ? argv[i] + 6 : argv[++i];
+        } else if (!strcmp(argv[i], "--set")) return usage_error("key=value missing after", argv[i]);
         else return usage_error("unexpected argument", argv[i]);
     }
     if (check) { /* no MPI, no data: what config_load refuses (exit 3) is all it checks */

@@ -47,6 +47,9 @@ expect "no arguments: usage, exit 2" 2 -m usage -- "$simclr"
 expect "unknown phase: exit 2 naming it" 2 -m pretrian -- "$simclr" pretrian conf/pretrain.cfg
 expect "phase without a config: exit 2" 2 -- "$simclr" pretrain
 expect "unexpected argument: exit 2" 2 -m bogus -- "$simclr" pretrain conf/pretrain.cfg bogus
+expect "--set without key=value: exit 2 saying so" 2 -m "key=value missing after: --set" -- "$simclr" pretrain conf/pretrain.cfg --set
+many=(); for i in $(seq 257); do many+=(--set "seed=$i"); done
+expect "257 --set overrides: exit 2 naming the limit" 2 -m "more than 256 --set" -- "$simclr" pretrain conf/pretrain.cfg "${many[@]}" --check
 expect "import without --split: exit 2" 2 -- "$simclr" import data/sample/train "$tmp/x"
 expect "--set of a key the phase does not read: a warning naming it" 4 \
   -m "warning: --set pretrain.temperature=0.5: phase eval does not use this key" -- \

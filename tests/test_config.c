@@ -601,6 +601,14 @@ static void test_hostile_files(void **state)
     expect_exit(do_load, &a, EXIT_CONFIG, where, "syntax error", NULL);
     expect_config_error("\xef\xbb\xbf" REQUIRED, 1, "byte-order mark");
     expect_config_error(REQUIRED "seed = 1;\nseed = 2;\n", 4, "use --set key=value or edit a copy");
+    expect_config_error(REQUIRED "seed = 1;\n  seed   = 2;  \n", 4, "(the line reads: seed   = 2;)");
+    /* a byte-order mark in an @included file: that file named, not a bare "syntax error" */
+    char inc[4300], main_cfg[4300];
+    cfg_file(inc, sizeof inc, "bom-inc.cfg", "\xef\xbb\xbfseed = 3;\n");
+    cfg_file(main_cfg, sizeof main_cfg, "bom-main.cfg", REQUIRED "@include \"bom-inc.cfg\"\n");
+    pathf(where, sizeof where, "%s:1", inc);
+    a.path = main_cfg;
+    expect_exit(do_load, &a, EXIT_CONFIG, where, "byte-order mark", NULL);
     expect_config_error(REQUIRED "train = { epochs = 0; };\n", 3, "train.epochs");
 }
 
