@@ -31,7 +31,13 @@ REFERENCE_NOTE = "keras.io SimCLR example, top-1 on the full STL-10 test set, 80
 
 
 def die(msg):
-    sys.exit(f"compare.py: {msg}")
+    """Bad input: one line naming the file on stderr, exit 2 (as every analysis/ script)."""
+    sys.stderr.write(f"compare.py: {msg}\n")
+    sys.exit(2)
+
+
+def is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def is_run(d):
@@ -54,8 +60,9 @@ def find_runs(paths):
 
 def load_metrics(path, fail=None):
     """{phase: [record, ...] by epoch}; of records repeated by a resumed run the last wins.
-    A line that is not a JSON object with phase, epoch and a numeric step, or a file that is
-    not UTF-8, ends the script through fail(message) (default: this script's die, exit 1)."""
+    A line that is not a JSON object with a string phase, integer epoch and step and numbers
+    (or null) elsewhere, or a file that is not UTF-8, ends the script through fail(message)
+    (default: this script's die, exit 2)."""
     fail = fail or die
     last = {}
     try:
@@ -73,13 +80,39 @@ def load_metrics(path, fail=None):
                  "leaves a cut line: delete it)")
         if not isinstance(rec, dict) or "phase" not in rec or "epoch" not in rec:
             fail(f"{path} line {lineno}: expected an object with 'phase' and 'epoch'")
-        if not isinstance(rec.get("step"), int):
-            fail(f"{path} line {lineno}: 'step' missing or not an integer")
+        if not isinstance(rec.get("step"), int) or not isinstance(rec["epoch"], int):
+            fail(f"{path} line {lineno}: 'epoch' or 'step' missing or not an integer")
+        if not isinstance(rec["phase"], str):
+            fail(f"{path} line {lineno}: 'phase' is not a string")
+        for key, v in rec.items():
+            if key != "phase" and v is not None and not is_number(v):
+                fail(f"{path} line {lineno}: '{key}' = {json.dumps(v)} is not a number")
         last[(rec["phase"], rec["epoch"])] = rec
     out = {}
     for (phase, _), rec in sorted(last.items()):
         out.setdefault(phase, []).append(rec)
     return out
+
+
+def check_eval(path, ev):
+    """The fields of an eval.json (written by `simclr eval`) this script reads: die naming the
+    first one missing or of the wrong type."""
+    if not isinstance(ev, dict):
+        die(f"{path}: expected a JSON object")
+    if not is_number(ev.get("top1")) or not 0 <= ev["top1"] <= 1:
+        die(f"{path}: 'top1' missing or not a fraction in [0, 1]")
+    if not isinstance(ev.get("trained_phase"), str):
+        die(f"{path}: 'trained_phase' missing or not a string")
+    if "n" in ev and (not isinstance(ev["n"], int) or isinstance(ev["n"], bool)):
+        die(f"{path}: 'n' is not an integer")
+    per_class, confusion = ev.get("per_class", []), ev.get("confusion", [])
+    if not isinstance(per_class, list) or not all(is_number(a) for a in per_class):
+        die(f"{path}: 'per_class' is not a list of numbers")
+    k = len(confusion) if isinstance(confusion, list) else -1
+    if k < 0 or not all(isinstance(r, list) and len(r) == k and all(isinstance(v, int) for v in r) for r in confusion):
+        die(f"{path}: 'confusion' is not a square matrix of integer counts")
+    if per_class and confusion and len(per_class) != k:
+        die(f"{path}: 'per_class' has {len(per_class)} classes, 'confusion' {k}")
 
 
 def load_run(d):
@@ -91,10 +124,9 @@ def load_run(d):
         try:
             with open(path) as f:
                 run["eval"] = json.load(f)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             die(f"{path}: not valid JSON ({e})")
-        if "top1" not in run["eval"]:
-            die(f"{path}: no 'top1'")
+        check_eval(path, run["eval"])
     if os.path.isfile(os.path.join(d, "config.resolved.cfg")):
         with open(os.path.join(d, "config.resolved.cfg")) as f:
             run["config"] = f.read()
@@ -166,7 +198,7 @@ def plot_curves(runs, panels, path, ylabel, percent):
 
 
 def class_names(ev):
-    return ev.get("class_names") or [str(i) for i in range(len(ev.get("per_class") or ev["confusion"]))]
+    return ev.get("class_names") or [str(i) for i in range(len(ev.get("per_class") or ev.get("confusion") or []))]
 
 
 def plot_confusion(ev, path):

@@ -32,7 +32,9 @@ RUN_RE = re.compile(r"^lpc(\d+)-seed(\d+)$")
 
 
 def die(msg):
-    sys.exit(f"label_efficiency.py: {msg}")
+    """Bad input: one line naming the file on stderr, exit 2 (as every analysis/ script)."""
+    sys.stderr.write(f"label_efficiency.py: {msg}\n")
+    sys.exit(2)
 
 
 def collect(root):
@@ -53,8 +55,10 @@ def collect(root):
             path = os.path.join(d, "metrics.jsonl")
             if not os.path.isfile(path):
                 die(f"{d}: final.h5 but no metrics.jsonl")
-            recs = load_metrics(path).get(method, [])
-            if not recs or recs[-1].get("eval_top1") is None:
+            recs = load_metrics(path, die).get(method, [])
+            if not recs:
+                die(f"{path}: no {method} epochs")
+            if recs[-1].get("eval_top1") is None:
                 die(f"{path}: no eval_top1 on its last epoch")
             found.setdefault((budget, method), {})[seed] = 100.0 * recs[-1]["eval_top1"]
     return found, unfinished

@@ -22,7 +22,9 @@ TARGET_EFF, TARGET_COMM, TARGET_RANKS = 0.90, 0.10, 16
 
 
 def die(msg):
-    sys.exit("scaling.py: " + msg)
+    """Bad input: one line naming the file on stderr, exit 2 (as every analysis/ script)."""
+    sys.stderr.write("scaling.py: " + msg + "\n")
+    sys.exit(2)
 
 
 def read_runs(out):
@@ -50,7 +52,7 @@ def measure(out, row):
             recs = [json.loads(x) for x in f if x.strip()]
     except (OSError, ValueError) as e:
         return None, "%s: %s" % (path, e)
-    recs = [r for r in recs if r.get("phase") == "pretrain"]
+    recs = [r for r in recs if isinstance(r, dict) and r.get("phase") == "pretrain"]
     if not recs:
         return None, "no pretrain epoch in " + path
     warm = len(recs) > 1
@@ -209,7 +211,10 @@ def main():
         die(a.out + ": no such folder")
     runs, skipped = [], []
     for row in read_runs(a.out):
-        m, why = measure(a.out, row)
+        try:
+            m, why = measure(a.out, row)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:  # a hand-edited or foreign record
+            m, why = None, "%s/metrics.jsonl: a malformed record (%s: %s)" % (row.get("dir"), type(e).__name__, e)
         if m:
             runs.append(m)
         else:

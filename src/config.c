@@ -192,6 +192,10 @@ static const key_spec *known_key(const char *path, const char *where)
 {
     const key_spec *k = find_key(path);
     char hint[300];
+    if (!k && strchr(path, ':')) /* jobs/pipeline.sh's per-phase form given to the binary */
+        fatal(EXIT_CONFIG, "%s: unknown key '%s': the PHASE:key=value form is read by jobs/pipeline.sh and "
+              "jobs/recipes.sh only; here the phase is the command's, so write --set %s", where, path,
+              strchr(path, ':') + 1);
     if (!k)
         fatal(EXIT_CONFIG, "%s: unknown key '%s'%s (see conf/base.cfg for the keys)", where, path,
               suggest_key(path, hint, sizeof hint));

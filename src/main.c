@@ -74,6 +74,8 @@ static int cmd_import(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* line-buffered even into a pipe or a batch log: stdout lines and stderr errors keep their order */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
@@ -87,7 +89,8 @@ int main(int argc, char **argv)
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--check")) check = 1;
         else if ((!strcmp(argv[i], "--set") && i + 1 < argc) || !strncmp(argv[i], "--set=", 6)) {
-            if (nsets == (int)(sizeof sets / sizeof sets[0])) return usage_error("more than 256 --set overrides at", argv[i]);
+            if (nsets == (int)(sizeof sets / sizeof sets[0]))
+                return usage_error("more than 256 --set overrides; the 257th", argv[i][5] ? argv[i] : argv[i + 1]);
             sets[nsets++] = argv[i][5] == '=' ? argv[i] + 6 : argv[++i];
         } else if (!strcmp(argv[i], "--set")) return usage_error("key=value missing after", argv[i]);
         else return usage_error("unexpected argument", argv[i]);

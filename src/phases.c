@@ -1083,6 +1083,12 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     if (!r.cfg.run.hdf5_file_locking) ckpt_disable_file_locking();
     setup_threads(&r);
     r.claimed = r.rank == 0 ? claim_run_dir(&r) : 1;
+    /* eval and distill read `checkpoint` on every run (linear and finetune not when resuming):
+     * a missing or unreadable one is named before the data is read */
+    if (r.rank == 0 && (is_phase(&r, "eval") || is_phase(&r, "distill"))) {
+        ckpt_meta peek = ckpt_read_meta(r.cfg.checkpoint);
+        free(peek.config_text);
+    }
     /* rank 0 checks the data and batch sizes first, so that a bad file or setting is
      * reported once, not by every rank */
     if (r.rank == 0) open_data(&r), check_batches(&r);

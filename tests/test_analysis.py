@@ -12,6 +12,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "analysis"))
+import compare  # noqa: E402
 import label_efficiency as le  # noqa: E402
 import scaling  # noqa: E402
 import seeds  # noqa: E402
@@ -159,6 +160,53 @@ class Seeds(unittest.TestCase):
             self.assertIn(text, err.getvalue())
         self.assertIn("both ran seed 1", err.getvalue())
 
+
+
+class MalformedRecords(unittest.TestCase):
+    """compare.py and label_efficiency.py on hand-edited files: a value of the wrong type or a
+    missing eval.json field is exit 2 naming the file and the field, never a traceback."""
+
+    def expect_exit_2(self, fn, *texts):
+        with self.assertRaises(SystemExit) as e, contextlib.redirect_stderr(io.StringIO()) as err:
+            fn()
+        self.assertEqual(e.exception.code, 2)
+        for t in texts:
+            self.assertIn(t, err.getvalue())
+
+    def test_compare_eval_json(self):
+        good = {"trained_phase": "linear", "top1": 0.5, "n": 4, "per_class": [0.5, 0.5],
+                "confusion": [[1, 1], [1, 1]]}
+        bad = [("top1", dict(good, top1="x")), ("top1", dict(good, top1=1.5)), ("trained_phase", {"top1": 0.5}),
+               ("per_class", dict(good, per_class=["a", 0.5])), ("confusion", dict(good, confusion=[[1, 1], [1]])),
+               ("'n'", dict(good, n=0.5)), ("'per_class' has 3", dict(good, per_class=[0.5, 0.5, 0.5])),
+               ("JSON object", [1, 2])]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "eval.json")
+            for field, ev in bad:
+                with open(path, "w") as f:
+                    json.dump(ev, f)
+                self.expect_exit_2(lambda: compare.load_run(tmp), path, field)
+            with open(path, "w") as f:
+                json.dump(good, f)
+            self.assertEqual(compare.load_run(tmp)["eval"]["top1"], 0.5)
+            with open(path, "w") as f:  # no per_class, no confusion: still a table row
+                json.dump({"trained_phase": "linear", "top1": 0.5}, f)
+            self.assertEqual(compare.class_names(compare.load_run(tmp)["eval"]), [])
+
+    def test_label_efficiency_metrics(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            d = os.path.join(tmp, "lpc25-seed1", "linear")
+            os.makedirs(d)
+            open(os.path.join(d, "final.h5"), "w").close()
+            path = os.path.join(d, "metrics.jsonl")
+            for rec, text in (({"phase": "linear", "epoch": 1, "step": 5, "eval_top1": "0.5"}, "'eval_top1' = \"0.5\""),
+                              ({"phase": "linear", "epoch": 1, "step": 5, "loss": [1]}, "'loss'"),
+                              ({"phase": "linear", "epoch": "1", "step": 5}, "'epoch'")):
+                with open(path, "w") as f:
+                    f.write(json.dumps(rec) + "\n")
+                self.expect_exit_2(lambda: le.collect(tmp), "label_efficiency.py: " + path, text)
+            open(path, "w").close()
+            self.expect_exit_2(lambda: le.collect(tmp), path, "no linear epochs")
 
 
 class SweepChoice(unittest.TestCase):

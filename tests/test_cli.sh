@@ -49,9 +49,10 @@ expect "phase without a config: exit 2" 2 -- "$simclr" pretrain
 expect "unexpected argument: exit 2" 2 -m bogus -- "$simclr" pretrain conf/pretrain.cfg bogus
 expect "--set without key=value: exit 2 saying so" 2 -m "key=value missing after: --set" -- "$simclr" pretrain conf/pretrain.cfg --set
 many=(); for i in $(seq 257); do many+=(--set "seed=$i"); done
-expect "257 --set overrides: exit 2 naming the limit" 2 -m "more than 256 --set" -- "$simclr" pretrain conf/pretrain.cfg "${many[@]}" --check
+expect "257 --set overrides: exit 2 naming the limit" 2 -m "more than 256 --set overrides; the 257th: seed=257" -- "$simclr" pretrain conf/pretrain.cfg "${many[@]}" --check
 expect "import without --split: exit 2" 2 -- "$simclr" import data/sample/train "$tmp/x"
-expect "--set of a key the phase does not read: a warning naming it" 4 \
+expect "--set of a key the phase does not read: a warning naming it; a missing checkpoint is named before bad data" 6 \
+  -m "none.h5: checkpoint not found" \
   -m "warning: --set pretrain.temperature=0.5: phase eval does not use this key" -- \
   "$simclr" eval conf/eval.cfg --set pretrain.temperature=0.5 --set "checkpoint=$tmp/none.h5" --set "data.dir=$tmp/nodata"
 expect "--check with a --set the phase does not read: valid, with the same warning" 0 -m "configuration valid" \
@@ -101,7 +102,8 @@ expect "a job into a run_dir another job holds: exit 3, nothing written" 3 -m "r
 [[ $(ls -A "$tmp/locked") == .lock ]] && ok "  ... and the run_dir holds only the lock file" || bad "locked run_dir written" "$(ls -A "$tmp/locked")"
 # conf/sample.overrides is applied by jobs/pipeline.sh (make demo): lines "key=value" go to
 # every phase, "PHASE:key=value" to that phase. Each phase must accept its overrides (the
-# run then stops at the missing data folder, exit 4, after the config passed).
+# run then stops at the missing data folder, exit 4, after the config passed; eval, which
+# reads its checkpoint first, at the missing checkpoint, exit 6).
 mapfile -t overrides < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' conf/sample.overrides)
 for phase in pretrain linear finetune baseline eval; do
   args=()
@@ -111,7 +113,8 @@ for phase in pretrain linear finetune baseline eval; do
       *) args+=(--set "$kv") ;;
     esac
   done
-  expect "conf/sample.overrides valid for $phase" 4 -m "$tmp/no-data" -- \
+  want=(4 -m "$tmp/no-data"); [[ $phase == eval ]] && want=(6 -m "$tmp/x.h5: checkpoint not found")
+  expect "conf/sample.overrides valid for $phase" "${want[@]}" -- \
     "${np1[@]}" "$phase" "conf/$phase.cfg" --set "run_dir=$tmp/ov-$phase" --set "checkpoint=$tmp/x.h5" "${args[@]}" \
     --set "data.dir=$tmp/no-data"
 done
@@ -244,7 +247,7 @@ assert got == want, got
 assert all(0.0 <= v <= 100.0 for r in rows for v in r["top1"]), rows
 EOF
   ok "label_efficiency.json: every budget x method with 2 seeds" || bad "label_efficiency.json rows" "$(cat "$tmp/le.check")"
-expect "analysis/label_efficiency.py, seeds.py, scaling.py and sweep.py unit tests (python unittest)" 0 -m "Ran 13 tests" -m "OK" -- \
+expect "analysis/label_efficiency.py, seeds.py, scaling.py and sweep.py unit tests (python unittest)" 0 -m "Ran 15 tests" -m "OK" -- \
   "${PYTHON:-/usr/bin/python3}" -m unittest tests/test_analysis.py
 expect "label_efficiency.sh rerun: finished runs skipped" 0 -m "skip $tmp/le/lpc5-seed2/distill" -- \
   "${le[@]}" --phases linear,finetune,distill "${le_set[@]}"

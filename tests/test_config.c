@@ -313,6 +313,7 @@ static void test_set_errors(void **state)
         int code;
     } cases[] = {
         {"train.lrate=0.1", "train.lrate", "unknown", EXIT_CONFIG},
+        {"pretrain:train.epochs=3", "jobs/pipeline.sh", "write --set train.epochs", EXIT_CONFIG},
         {"train.epochs=abc", "train.epochs", "abc", EXIT_CONFIG},
         {"train.epochs=5.0", "train.epochs", "integer", EXIT_CONFIG},
         {"train.epochs=", "train.epochs", "integer", EXIT_CONFIG},
