@@ -88,12 +88,13 @@ int main(int argc, char **argv)
     int nsets = 0, check = 0;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--check")) check = 1;
-        else if ((!strcmp(argv[i], "--set") && i + 1 < argc) || !strncmp(argv[i], "--set=", 6)) {
+        else if (!strcmp(argv[i], "--set") || !strncmp(argv[i], "--set=", 6)) {
+            char *kv = argv[i][5] == '=' ? argv[i] + 6 : i + 1 < argc ? argv[++i] : NULL;
+            if (!kv) return usage_error("key=value missing after", "--set");
             if (nsets == (int)(sizeof sets / sizeof sets[0]))
-                return usage_error("more than 256 --set overrides; the 257th", argv[i][5] ? argv[i] : argv[i + 1]);
-            sets[nsets++] = argv[i][5] == '=' ? argv[i] + 6 : argv[++i];
-        } else if (!strcmp(argv[i], "--set")) return usage_error("key=value missing after", argv[i]);
-        else return usage_error("unexpected argument", argv[i]);
+                return usage_error("more than 256 --set overrides; the 257th", kv);
+            sets[nsets++] = kv;
+        } else return usage_error("unexpected argument", argv[i]);
     }
     if (check) { /* no MPI, no data: what config_load refuses (exit 3) is all it checks */
         config c;

@@ -1083,12 +1083,9 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     if (!r.cfg.run.hdf5_file_locking) ckpt_disable_file_locking();
     setup_threads(&r);
     r.claimed = r.rank == 0 ? claim_run_dir(&r) : 1;
-    /* eval and distill read `checkpoint` on every run (linear and finetune not when resuming):
-     * a missing or unreadable one is named before the data is read */
-    if (r.rank == 0 && (is_phase(&r, "eval") || is_phase(&r, "distill"))) {
-        ckpt_meta peek = ckpt_read_meta(r.cfg.checkpoint);
-        free(peek.config_text);
-    }
+    /* eval and distill read the metadata of `checkpoint` here, so a missing or unreadable
+     * one is named before the data is read */
+    set_classifier_input(&r);
     /* rank 0 checks the data and batch sizes first, so that a bad file or setting is
      * reported once, not by every rank */
     if (r.rank == 0) open_data(&r), check_batches(&r);
@@ -1102,7 +1099,6 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     size_t probe = ((size_t)r.cfg.pretrain.probe_batch + world - 1) / world;
     if (is_phase(&r, "pretrain") && probe > max_batch) max_batch = probe;
     if (max_batch < 64) max_batch = 64; /* evaluation chunks */
-    set_classifier_input(&r);
     model_init(&r.m, &r.cfg.model, max_batch, (size_t)r.cfg.run.workspace_mb << 18);
     r.m.reduce = (bn_reduce){bn_allreduce, NULL}; /* BatchNorm statistics over the global batch */
     if (r.rank == 0) model_init_weights(&r.m, -1, (uint64_t)r.cfg.seed);
