@@ -218,6 +218,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "gemm_bound: --global-images must be >= --images\n");
         return EXIT_USAGE;
     }
+    gemm_init(); /* the trainer's kernel choice, before MPI_Init (it forks) */
     if (getenv("OMPI_COMM_WORLD_SIZE")) {
         MPI_Init(&argc, &argv);
         MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);

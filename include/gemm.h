@@ -20,6 +20,25 @@ void gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float
 void gemm_ref(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
               size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
+/* Chooses BLIS's kernels; call it once, before any other BLIS call and before MPI_Init
+ * (it forks). BLIS 0.9 picks its kernels from the CPU's vendor, family and model, and on a
+ * CPU it does not know (the AMD Zen 5, family 26, of this project's VM) it uses its generic C
+ * kernels: 35 GFLOP/s against 150-186 for its skx (AVX-512) kernels on one core of the
+ * Zen 5 machine of docs/RESULTS.md section 3. gemm_init runs BLIS's detection in a child
+ * process; when it says generic and the CPU has AVX-512 F/DQ/BW/VL (or else AVX2 + FMA),
+ * it sets BLIS_ARCH_TYPE to BLIS's skx (haswell) configuration, the mechanism BLIS
+ * documents for choosing a configuration at run time (it takes arch_t's number). A
+ * non-empty BLIS_ARCH_TYPE already in the environment is left alone; an empty one is
+ * removed (BLIS would read it as 0, skx). No errors: if the child cannot run, BLIS's own
+ * choice stands. */
+void gemm_init(void);
+
+/* The name of the kernel configuration BLIS uses (bli_arch_string, e.g. "skx", "zen2"),
+ * and a line saying who chose it (BLIS, simclr's gemm_init, or BLIS_ARCH_TYPE). Both
+ * strings are static; gemm_kernels initialises BLIS. */
+const char *gemm_kernels(void);
+const char *gemm_kernels_choice(void);
+
 /* Sets the number of BLIS threads used by gemm() in this process (>= 1). */
 void gemm_set_threads(int nthreads);
 

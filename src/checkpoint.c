@@ -38,6 +38,15 @@ static void quiet(void)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
+/* H5Ewalk2 callback: sets *data when HDF5's error stack holds H5E_TRUNCATED (the file ends
+ * before the end its superblock records). */
+static herr_t find_truncated(unsigned n, const H5E_error2_t *e, void *data)
+{
+    (void)n;
+    if (e->min_num == H5E_TRUNCATED) *(int *)data = 1;
+    return 0;
+}
+
 static void fsync_path(const char *path, int dir)
 {
     int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
@@ -293,10 +302,16 @@ static hid_t open_meta(const char *path, ckpt_meta *meta)
     if (H5Fis_hdf5(path) <= 0) fatal(EXIT_CKPT, "%s: not an HDF5 file (or truncated)", path);
     hid_t p = fapl();
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, p);
+    int truncated = 0; /* read HDF5's error stack before the next call clears it */
+    if (f < 0) H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_truncated, &truncated);
     H5Pclose(p);
-    if (f < 0)
-        fatal(EXIT_CKPT, "%s: cannot open checkpoint (truncated? if the filesystem refuses "
-              "locks, set run.hdf5_file_locking = false or HDF5_USE_FILE_LOCKING=FALSE)", path);
+    if (f < 0) {
+        if (truncated)
+            fatal(EXIT_CKPT, "%s: truncated checkpoint: the file (%lld bytes) ends before the end "
+                  "HDF5 recorded in it (an interrupted copy?)", path, (long long)st.st_size);
+        fatal(EXIT_CKPT, "%s: cannot open checkpoint (if the filesystem refuses locks, set "
+              "run.hdf5_file_locking = false or HDF5_USE_FILE_LOCKING=FALSE)", path);
+    }
     int64_t version = read_i64(f, path, "format_version");
     if (version != CKPT_FORMAT_VERSION)
         fatal(EXIT_CKPT, "%s: format_version %lld, this build reads %d", path, (long long)version,

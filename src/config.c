@@ -196,6 +196,9 @@ static const key_spec *known_key(const char *path, const char *where)
         fatal(EXIT_CONFIG, "%s: unknown key '%s': the PHASE:key=value form is read by jobs/pipeline.sh and "
               "jobs/recipes.sh only; here the phase is the command's, so write --set %s", where, path,
               strchr(path, ':') + 1);
+    if (!k && !strcmp(path, "phase") && !strncmp(where, "--set", 5)) /* set only by a phase file */
+        fatal(EXIT_CONFIG, "%s: 'phase' is not a setting: the phase is the command's first argument "
+              "(simclr PHASE CONFIG), and a phase file's `phase = ...;` names the phase it is for", where);
     if (!k)
         fatal(EXIT_CONFIG, "%s: unknown key '%s'%s (see conf/base.cfg for the keys)", where, path,
               suggest_key(path, hint, sizeof hint));

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "data.h"
 #include "dist.h"
+#include "gemm.h"
 #include "phases.h"
 
 #define SIMCLR_VERSION "0.1.0"
@@ -103,6 +104,7 @@ int main(int argc, char **argv)
         printf("simclr %s: %s with %d --set: configuration valid\n", argv[1], argv[2], nsets);
         return 0;
     }
+    gemm_init(); /* before MPI_Init: it forks */
     dist_init(&argc, &argv);
     int rc = run_phase(argv[1], argv[2], sets, nsets);
     dist_finalize();

@@ -1038,6 +1038,7 @@ static void setup_threads(const run_ctx *r)
     dist_gather_text(line, all, sizeof line);
     if (r->rank == 0) {
         for (int q = 0; q < r->world; q++) printf("%s\n", all + (size_t)q * sizeof line);
+        printf("BLIS kernels: %s (%s)\n", gemm_kernels(), gemm_kernels_choice());
         if ((long)t * local > cores)
             warn("%d ranks x %d BLIS threads on this node exceed its %ld cores (set run.threads)", local, t, cores);
     }

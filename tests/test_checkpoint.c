@@ -19,6 +19,7 @@
 #include "checkpoint.h"
 #include "config.h"
 #include "common.h"
+#include "gemm.h"
 #include "model.h"
 
 static const model_cfg TINY = {.image_size = 17, .conv_layers = 2, .width = 4, .kernel = 3,
@@ -342,7 +343,7 @@ static void test_load_truncated(void **state)
     assert_int_equal(truncate(path, st.st_size / 2), 0);
     load_args a = {path, TINY, (1u << NGROUPS) - 1, 1};
     child_result r = run_child(do_load, &a);
-    check_child(&r, EXIT_CKPT, path, NULL);
+    check_child(&r, EXIT_CKPT, path, "truncated checkpoint", NULL);
     assert_null(strstr(r.out, "HDF5-DIAG")); /* one clear message, not an HDF5 error stack */
 }
 
@@ -742,6 +743,7 @@ static void test_stale_tmp_after_kill(void **state)
 
 int main(void)
 {
+    gemm_init(); /* the trainer's BLIS kernels */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_meta_extremes),

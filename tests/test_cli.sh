@@ -50,6 +50,8 @@ expect "unexpected argument: exit 2" 2 -m bogus -- "$simclr" pretrain conf/pretr
 expect "--set without key=value: exit 2 saying so" 2 -m "key=value missing after: --set" -- "$simclr" pretrain conf/pretrain.cfg --set
 many=(); for i in $(seq 257); do many+=(--set "seed=$i"); done
 expect "257 --set overrides: exit 2 naming the limit" 2 -m "more than 256 --set overrides; the 257th: seed=257" -- "$simclr" pretrain conf/pretrain.cfg "${many[@]}" --check
+expect "--set phase=...: exit 3 saying the phase is the command's first argument" 3 -m "--set phase: 'phase' is not a setting" -- \
+  "$simclr" pretrain conf/pretrain.cfg --set phase=linear --check
 expect "import without --split: exit 2" 2 -- "$simclr" import data/sample/train "$tmp/x"
 expect "--set of a key the phase does not read: a warning naming it; a missing checkpoint is named before bad data" 6 \
   -m "none.h5: checkpoint not found" \
@@ -143,17 +145,22 @@ expect "run_dir under a regular file: exit 5" 5 -m "$tmp/a-file" -- \
 
 # ---- checkpoints ------------------------------------------------------------------------
 pre=$tmp/pre
-expect "tiny pretrain (1 epoch) for the checkpoint tests" 0 -- \
+expect "tiny pretrain (1 epoch) for the checkpoint tests" 0 -m "BLIS kernels: " -- \
   "${np2[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.batch=100 --set pretrain.probe_batch=0 --set "run_dir=$pre"
 [[ -f $pre/final.h5 && $(cat "$pre/LATEST" 2>/dev/null) == final.h5 ]] && ok "pretrain wrote final.h5 and LATEST" \
   || bad "pretrain wrote final.h5 and LATEST" "$(ls -l "$pre" 2>&1)"
+# BLIS_ARCH_TYPE (arch_t's number; 4 = sandybridge, AVX) is the user's choice of BLIS
+# kernels: gemm_init leaves it alone and the banner names it
+expect "BLIS_ARCH_TYPE=4 in the environment: sandybridge kernels, named in the banner" 0 \
+  -m "BLIS kernels: sandybridge (set by BLIS_ARCH_TYPE=4)" -m "nothing to do" -- env BLIS_ARCH_TYPE=4 \
+  "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set train.batch=100 --set pretrain.probe_batch=0 --set "run_dir=$pre"
 expect "eval without a checkpoint file: exit 6 naming it" 6 -m "$tmp/missing.h5" -- \
   "${np2[@]}" eval conf/eval.cfg "${tiny[@]}" --set "checkpoint=$tmp/missing.h5" --set "run_dir=$tmp/e-missing"
 expect "eval on a pretrain checkpoint: exit 6" 6 -m "$pre/final.h5" -m pretrain -- \
   "${np2[@]}" eval conf/eval.cfg "${tiny[@]}" --set "checkpoint=$pre/final.h5" --set "run_dir=$tmp/e-pre"
 head -c 5000 "$pre/final.h5" > "$tmp/trunc.h5"
 t0=$SECONDS
-expect "truncated checkpoint on 2 ranks: exit 6 naming it" 6 -m "$tmp/trunc.h5" -- \
+expect "truncated checkpoint on 2 ranks: exit 6 naming it and saying truncated" 6 -m "$tmp/trunc.h5: truncated checkpoint" -- \
   "${np2[@]}" finetune conf/finetune.cfg "${tiny[@]}" --set train.batch=20 --set "checkpoint=$tmp/trunc.h5" --set "run_dir=$tmp/f-trunc"
 ((SECONDS - t0 < 30)) && ok "  ... within 30 s ($((SECONDS - t0)) s)" || bad "truncated checkpoint on 2 ranks took $((SECONDS - t0)) s"
 expect "finetune from another model width: exit 6 naming tensor and shapes" 6 -m encoder.conv0.weight -m "(8,3,3,3)" -m "(4,3,3,3)" -- \

@@ -16,6 +16,7 @@
 
 #include "data.h"
 #include "dist.h"
+#include "gemm.h"
 #include "loss.h"
 #include "model.h"
 #include "ntxent_dist.h"
@@ -204,6 +205,7 @@ static void test_collectives(void **state)
 
 int main(int argc, char **argv)
 {
+    gemm_init(); /* the trainer's BLIS kernels, before MPI_Init */
     dist_init(&argc, &argv);
     if (dist_rank() != 0) { /* one report: rank 0's */
         if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) return 1;

@@ -42,6 +42,22 @@ static double dot_d(const float *a, const float *b, size_t n)
 
 /* 2x2 products written out by hand, all four transpose combinations, for gemm and
  * gemm_ref (so that the reference itself is pinned). A = [1 2; 3 4], B = [5 6; 7 8]. */
+/* gemm_init (main) must not leave BLIS on its generic C kernels where the CPU has the
+ * instructions of a tuned configuration (BLIS 0.9 detects no tuned one on AMD Zen 5). */
+static void test_gemm_kernels_not_generic(void **state)
+{
+    (void)state;
+    const char *k = gemm_kernels();
+    printf("BLIS kernels: %s (%s)\n", k, gemm_kernels_choice());
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    /* a BLIS_ARCH_TYPE set by the user is theirs to choose, generic included */
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        strncmp(gemm_kernels_choice(), "set by BLIS_ARCH_TYPE", 21))
+        assert_string_not_equal(k, "generic");
+#endif
+}
+
 static void test_gemm_hand(void **state)
 {
     (void)state;
@@ -923,7 +939,9 @@ static void test_model_bn_torch(void **state)
 
 int main(void)
 {
+    gemm_init(); /* the trainer's BLIS kernels */
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm_kernels_not_generic),
         cmocka_unit_test(test_gemm_hand),
         cmocka_unit_test(test_gemm_strided),
         cmocka_unit_test(test_im2col),

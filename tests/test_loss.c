@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "gemm.h"
 #include "loss.h"
 #include "testutil.h"
 #include "torchref.h"
@@ -408,6 +409,7 @@ static void test_l2norm(void **state)
 
 int main(void)
 {
+    gemm_init(); /* the trainer's BLIS kernels */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ntxent_hand),     cmocka_unit_test(test_ntxent_torch),
         cmocka_unit_test(test_ntxent_split),    cmocka_unit_test(test_ntxent_fd),
