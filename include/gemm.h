@@ -22,15 +22,16 @@ void gemm_ref(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const f
 
 /* Chooses BLIS's kernels; call it once, before any other BLIS call and before MPI_Init
  * (it forks). BLIS 0.9 picks its kernels from the CPU's vendor, family and model, and on a
- * CPU it does not know (the AMD Zen 5, family 26, of this project's VM) it uses its generic C
- * kernels: 35 GFLOP/s against 150-186 for its skx (AVX-512) kernels on one core of the
- * Zen 5 machine of docs/RESULTS.md section 3. gemm_init runs BLIS's detection in a child
- * process; when it says generic and the CPU has AVX-512 F/DQ/BW/VL (or else AVX2 + FMA),
- * it sets BLIS_ARCH_TYPE to BLIS's skx (haswell) configuration, the mechanism BLIS
- * documents for choosing a configuration at run time (it takes arch_t's number). A
- * non-empty BLIS_ARCH_TYPE already in the environment is left alone; an empty one is
- * removed (BLIS would read it as 0, skx). No errors: if the child cannot run, BLIS's own
- * choice stands. */
+ * CPU it does not know (the AMD Zen 5, family 26, of this project's VM) it uses its generic
+ * C kernels: 35 GFLOP/s against 150-186 for its skx (AVX-512) kernels on one core there
+ * (docs/RESULTS.md section 3). gemm_init runs BLIS's detection in a child process; when it
+ * says generic and the CPU has AVX-512 F/DQ/BW/VL (or else AVX2 + FMA), it sets
+ * BLIS_ARCH_TYPE to BLIS's skx (haswell) configuration, the mechanism BLIS documents for
+ * choosing one at run time (it takes arch_t's number), once a second child has run a small
+ * sgemm with it (else BLIS's own choice stands). A non-empty BLIS_ARCH_TYPE already in the
+ * environment is the user's: kept, but checked in a child first, and fatal(EXIT_CONFIG)
+ * naming it when it is not an arch_t number (BLIS would read "abc" as 0, skx) or BLIS
+ * cannot run it here. An empty one is removed (BLIS would read it as 0). */
 void gemm_init(void);
 
 /* The name of the kernel configuration BLIS uses (bli_arch_string, e.g. "skx", "zen2"),

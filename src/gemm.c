@@ -10,32 +10,60 @@
 
 #include "common.h"
 
-static char g_choice[160] = "BLIS's own detection (gemm_init not called)";
+static char g_choice[200] = "BLIS's own detection (gemm_init not called)";
+
+/* Runs BLIS in a child process with this process's environment: initialises it and
+ * multiplies two 16 x 16 matrices (an instruction the CPU lacks ends the child with
+ * SIGILL). Returns the arch_t BLIS chose there (>= 0), or -1 with *why set to the signal
+ * or status that ended it, or to 0 when fork failed. */
+static int probe_blis(int *why)
+{
+    fflush(NULL); /* the child exits with _exit: nothing buffered is written twice */
+    pid_t pid = fork();
+    if (pid == 0) {
+        float a[256] = {0}, c[256], one = 1.0f, zero = 0.0f;
+        bli_init();
+        bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, 16, 16, 16, &one, a, 16, 1, a, 16, 1, &zero, c, 16, 1);
+        _exit((int)bli_arch_query_id());
+    }
+    int st = 0;
+    *why = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid) return -1;
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    *why = WIFSIGNALED(st) ? WTERMSIG(st) : -1;
+    return -1;
+}
 
 /* BLIS reads BLIS_ARCH_TYPE (an arch_t number) once, when it initialises. So BLIS's own
  * detection runs in a child process, leaving this one's BLIS untouched; only when it falls
  * back to the generic kernels on a CPU with AVX-512 or AVX2 + FMA does this process set
- * BLIS_ARCH_TYPE to the skx or haswell kernels before its first BLIS call. */
+ * BLIS_ARCH_TYPE to the skx or haswell kernels, once a second child has run them. */
 void gemm_init(void)
 {
     const char *env = getenv("BLIS_ARCH_TYPE");
+    int why = 0;
     if (env && !*env) unsetenv("BLIS_ARCH_TYPE"); /* BLIS would read "" as 0, its skx */
-    else if (env) {
+    else if (env) { /* the user's choice: checked, never changed */
+        char *end;
+        long v = strtol(env, &end, 10);
+        if (*end || v < 0 || v >= BLIS_NUM_ARCHS)
+            fatal(EXIT_CONFIG, "BLIS_ARCH_TYPE=%s: BLIS %s reads an arch_t number from 0 to %d (0 skx, 3 haswell, "
+                  "6 zen3, 7 zen2, %d generic); anything else it would read as 0 or abort on", env,
+                  bli_info_get_version_str(), BLIS_NUM_ARCHS - 1, (int)BLIS_ARCH_GENERIC);
+        if (probe_blis(&why) < 0 && why)
+            fatal(EXIT_CONFIG, "BLIS_ARCH_TYPE=%s: BLIS cannot run these kernels here (a test run ended with "
+                  "signal %d: a configuration this BLIS was not built with, or instructions this CPU lacks)",
+                  env, why);
         snprintf(g_choice, sizeof g_choice, "set by BLIS_ARCH_TYPE=%s", env);
         return;
     }
-    fflush(NULL); /* the child exits with _exit: nothing buffered is written twice */
-    pid_t pid = fork();
-    if (pid == 0) {
-        bli_init();
-        _exit((int)bli_arch_query_id());
-    }
-    int st = 0;
-    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
-        snprintf(g_choice, sizeof g_choice, "BLIS's own detection (could not run it apart: kept)");
+    int found = probe_blis(&why);
+    if (found < 0) {
+        snprintf(g_choice, sizeof g_choice, "BLIS's own detection (not tested apart: %s)",
+                 why ? "its test run failed" : "fork failed");
         return;
     }
-    arch_t found = (arch_t)WEXITSTATUS(st), use = found;
+    int use = found;
     if (found == BLIS_ARCH_GENERIC) {
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
@@ -49,8 +77,13 @@ void gemm_init(void)
         return;
     }
     char id[16];
-    snprintf(id, sizeof id, "%d", (int)use);
+    snprintf(id, sizeof id, "%d", use);
     setenv("BLIS_ARCH_TYPE", id, 1);
+    if (probe_blis(&why) != use) { /* not built into this BLIS, or it failed: BLIS's choice */
+        unsetenv("BLIS_ARCH_TYPE");
+        snprintf(g_choice, sizeof g_choice, "BLIS's own detection: generic (BLIS_ARCH_TYPE=%s failed a test run)", id);
+        return;
+    }
     snprintf(g_choice, sizeof g_choice, "chosen by simclr: BLIS %s detected no tuned kernels for this CPU "
              "(generic); set BLIS_ARCH_TYPE to override", bli_info_get_version_str());
 }

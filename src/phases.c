@@ -449,6 +449,10 @@ static ckpt_meta load_checkpoint(run_ctx *r, const char *path, unsigned mask, in
     return meta;
 }
 
+/* Why eval and distill refuse a pretrain checkpoint ("PATH: a pretrain checkpoint has ..."). */
+#define NO_CLASSIFIER "no trained classifier: evaluate the output of linear, finetune, baseline or distill"
+#define NO_TEACHER "no classifier to teach with: give distill the output of finetune (or linear, baseline) as 'checkpoint'"
+
 /* Loads a trained classifier (all groups, no optimizer state) for eval or as the distill
  * teacher; a pretrain checkpoint, which has none, is refused by all ranks with
  * "PATH: a pretrain checkpoint has WHY". */
@@ -844,8 +848,7 @@ static float *teacher_labels(run_ctx *r)
     float *student = xcalloc(np + nbuf, sizeof *student, "student weights");
     memcpy(student, r->m.params, np * sizeof *student);
     memcpy(student + np, r->m.buffers, nbuf * sizeof *student);
-    ckpt_meta meta = load_classifier(r, c->checkpoint, "no classifier to teach with: give distill the output of "
-                                     "finetune (or linear, baseline) as 'checkpoint'");
+    ckpt_meta meta = load_classifier(r, c->checkpoint, NO_TEACHER);
     const double t0 = now_s();
     int64_t *confusion = xcalloc(C * C, sizeof *confusion, "confusion");
     const double teacher_top1 = evaluate(r, &r->eval, confusion);
@@ -966,8 +969,7 @@ static int eval_phase(run_ctx *r)
 {
     const config *c = &r->cfg;
     const int C = c->data.num_classes;
-    ckpt_meta meta = load_classifier(r, c->checkpoint, "no trained classifier: evaluate the output of linear, finetune, "
-                                     "baseline or distill");
+    ckpt_meta meta = load_classifier(r, c->checkpoint, NO_CLASSIFIER);
     start_outputs(r);
     int64_t *conf = xcalloc((size_t)C * C, sizeof *conf, "confusion");
     double t0 = now_s();
@@ -1040,7 +1042,8 @@ static void setup_threads(const run_ctx *r)
         for (int q = 0; q < r->world; q++) printf("%s\n", all + (size_t)q * sizeof line);
         printf("BLIS kernels: %s (%s)\n", gemm_kernels(), gemm_kernels_choice());
         if ((long)t * local > cores)
-            warn("%d ranks x %d BLIS threads on this node exceed its %ld cores (set run.threads)", local, t, cores);
+            warn("%d ranks x %d BLIS threads on this node exceed its %ld cores (%s)", local, t, cores,
+                 t > 1 ? "set run.threads" : "more ranks than cores: they take turns, and each step waits for the slowest");
     }
     free(all);
 }
@@ -1051,15 +1054,20 @@ static void setup_threads(const run_ctx *r)
 static void set_classifier_input(run_ctx *r)
 {
     config *c = &r->cfg;
-    int on_conv = is_phase(r, "linear") && !strcmp(c->probe_features, "conv");
+    int on_conv = is_phase(r, "linear") && !strcmp(c->probe_features, "conv"), pretrained = 0;
     if ((is_phase(r, "eval") || is_phase(r, "distill")) && r->rank == 0) {
         ckpt_meta meta = ckpt_read_meta(c->checkpoint);
         config stored;
         config_from_text(meta.config_text, &stored);
         free(meta.config_text);
         on_conv = !strcmp(meta.phase, "linear") && !strcmp(stored.probe_features, "conv");
+        pretrained = !strcmp(meta.phase, "pretrain");
     }
     dist_bcast(&on_conv, sizeof on_conv, 0);
+    dist_bcast(&pretrained, sizeof pretrained, 0);
+    if (pretrained) /* named here, before the data is read and the model allocated */
+        die_agreed(r, EXIT_CKPT, "%s: a pretrain checkpoint has %s", c->checkpoint,
+                   is_phase(r, "eval") ? NO_CLASSIFIER : NO_TEACHER);
     if (on_conv && is_phase(r, "distill"))
         die_agreed(r, EXIT_CKPT, "%s: a linear probe on the conv features (model.probe_features = \"conv\") cannot "
                    "teach distill, whose student trains its encoder under a classifier on the encoder output: give a "

@@ -52,6 +52,10 @@ many=(); for i in $(seq 257); do many+=(--set "seed=$i"); done
 expect "257 --set overrides: exit 2 naming the limit" 2 -m "more than 256 --set overrides; the 257th: seed=257" -- "$simclr" pretrain conf/pretrain.cfg "${many[@]}" --check
 expect "--set phase=...: exit 3 saying the phase is the command's first argument" 3 -m "--set phase: 'phase' is not a setting" -- \
   "$simclr" pretrain conf/pretrain.cfg --set phase=linear --check
+expect "BLIS_ARCH_TYPE=abc (BLIS would read it as 0): exit 3 listing the arch numbers" 3 -m "BLIS_ARCH_TYPE=abc: BLIS" -m "25 generic" -- \
+  env BLIS_ARCH_TYPE=abc "$simclr" eval conf/eval.cfg --set "checkpoint=$tmp/none.h5"
+expect "BLIS_ARCH_TYPE=13 (armsve, not in an x86 BLIS): exit 3, not BLIS's abort" 3 -m "BLIS_ARCH_TYPE=13: BLIS cannot run these kernels here" -- \
+  env BLIS_ARCH_TYPE=13 "$simclr" eval conf/eval.cfg --set "checkpoint=$tmp/none.h5"
 expect "import without --split: exit 2" 2 -- "$simclr" import data/sample/train "$tmp/x"
 expect "--set of a key the phase does not read: a warning naming it; a missing checkpoint is named before bad data" 6 \
   -m "none.h5: checkpoint not found" \
@@ -158,6 +162,8 @@ expect "eval without a checkpoint file: exit 6 naming it" 6 -m "$tmp/missing.h5"
   "${np2[@]}" eval conf/eval.cfg "${tiny[@]}" --set "checkpoint=$tmp/missing.h5" --set "run_dir=$tmp/e-missing"
 expect "eval on a pretrain checkpoint: exit 6" 6 -m "$pre/final.h5" -m pretrain -- \
   "${np2[@]}" eval conf/eval.cfg "${tiny[@]}" --set "checkpoint=$pre/final.h5" --set "run_dir=$tmp/e-pre"
+expect "  ... named before the data is read (a missing data dir is not reached)" 6 -m "$pre/final.h5: a pretrain checkpoint has no trained classifier" -x "nodata" -- \
+  "${np1[@]}" eval conf/eval.cfg "${tiny[@]}" --set "checkpoint=$pre/final.h5" --set "data.dir=$tmp/nodata" --set "run_dir=$tmp/e-pre2"
 head -c 5000 "$pre/final.h5" > "$tmp/trunc.h5"
 t0=$SECONDS
 expect "truncated checkpoint on 2 ranks: exit 6 naming it and saying truncated" 6 -m "$tmp/trunc.h5: truncated checkpoint" -- \
