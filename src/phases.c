@@ -449,18 +449,12 @@ static ckpt_meta load_checkpoint(run_ctx *r, const char *path, unsigned mask, in
     return meta;
 }
 
-/* Why eval and distill refuse a pretrain checkpoint ("PATH: a pretrain checkpoint has ..."). */
-#define NO_CLASSIFIER "no trained classifier: evaluate the output of linear, finetune, baseline or distill"
-#define NO_TEACHER "no classifier to teach with: give distill the output of finetune (or linear, baseline) as 'checkpoint'"
-
 /* Loads a trained classifier (all groups, no optimizer state) for eval or as the distill
- * teacher; a pretrain checkpoint, which has none, is refused by all ranks with
- * "PATH: a pretrain checkpoint has WHY". */
-static ckpt_meta load_classifier(run_ctx *r, const char *path, const char *why)
+ * teacher. A pretrain checkpoint, which has none, was refused already by
+ * set_classifier_input, before the data was read. */
+static ckpt_meta load_classifier(run_ctx *r, const char *path)
 {
-    ckpt_meta meta = load_checkpoint(r, path, (1u << NGROUPS) - 1, 0, NULL);
-    if (!strcmp(meta.phase, "pretrain")) die_agreed(r, EXIT_CKPT, "%s: a pretrain checkpoint has %s", path, why);
-    return meta;
+    return load_checkpoint(r, path, (1u << NGROUPS) - 1, 0, NULL);
 }
 
 /* resume = "auto" (LATEST of run_dir, if any), "none", or a path. Returns 0 when it starts
@@ -848,7 +842,7 @@ static float *teacher_labels(run_ctx *r)
     float *student = xcalloc(np + nbuf, sizeof *student, "student weights");
     memcpy(student, r->m.params, np * sizeof *student);
     memcpy(student + np, r->m.buffers, nbuf * sizeof *student);
-    ckpt_meta meta = load_classifier(r, c->checkpoint, NO_TEACHER);
+    ckpt_meta meta = load_classifier(r, c->checkpoint);
     const double t0 = now_s();
     int64_t *confusion = xcalloc(C * C, sizeof *confusion, "confusion");
     const double teacher_top1 = evaluate(r, &r->eval, confusion);
@@ -969,7 +963,7 @@ static int eval_phase(run_ctx *r)
 {
     const config *c = &r->cfg;
     const int C = c->data.num_classes;
-    ckpt_meta meta = load_classifier(r, c->checkpoint, NO_CLASSIFIER);
+    ckpt_meta meta = load_classifier(r, c->checkpoint);
     start_outputs(r);
     int64_t *conf = xcalloc((size_t)C * C, sizeof *conf, "confusion");
     double t0 = now_s();
@@ -1066,8 +1060,9 @@ static void set_classifier_input(run_ctx *r)
     dist_bcast(&on_conv, sizeof on_conv, 0);
     dist_bcast(&pretrained, sizeof pretrained, 0);
     if (pretrained) /* named here, before the data is read and the model allocated */
-        die_agreed(r, EXIT_CKPT, "%s: a pretrain checkpoint has %s", c->checkpoint,
-                   is_phase(r, "eval") ? NO_CLASSIFIER : NO_TEACHER);
+        die_agreed(r, EXIT_CKPT, "%s: a pretrain checkpoint has %s", c->checkpoint, is_phase(r, "eval")
+                   ? "no trained classifier: evaluate the output of linear, finetune, baseline or distill"
+                   : "no classifier to teach with: give distill the output of finetune (or linear, baseline) as 'checkpoint'");
     if (on_conv && is_phase(r, "distill"))
         die_agreed(r, EXIT_CKPT, "%s: a linear probe on the conv features (model.probe_features = \"conv\") cannot "
                    "teach distill, whose student trains its encoder under a classifier on the encoder output: give a "
