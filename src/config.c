@@ -1,6 +1,7 @@
 /* config.c: libconfig -> typed struct, with a schema of every key. */
 #define _GNU_SOURCE /* open_memstream, strdup */
 #include "config.h"
+#include "common.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -306,6 +307,9 @@ static void walk(config *c, const config_setting_t *s, const char *file_fallback
         if (!strcmp(path, "phase")) { /* the phase a config file is written for (not a schema key) */
             const char *p = type == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
             if (!p) fatal(EXIT_CONFIG, "%s: phase must be a string (e.g. \"finetune\")", where);
+            if (!is_training_phase(p) && strcmp(p, "eval"))
+                fatal(EXIT_CONFIG, "%s: phase \"%s\" is not a phase (pretrain, linear, finetune, baseline, "
+                      "distill or eval)", where, p);
             if (c->phase[0] && strcmp(p, c->phase))
                 fatal(EXIT_CONFIG, "%s: this configuration is written for phase %s, not %s: give %s its own "
                       "(e.g. conf/%s.cfg)", where, p, c->phase, c->phase, c->phase);

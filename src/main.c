@@ -97,10 +97,11 @@ int main(int argc, char **argv)
             sets[nsets++] = kv;
         } else return usage_error("unexpected argument", argv[i]);
     }
-    if (check) { /* no MPI, no data: what config_load refuses (exit 3) is all it checks */
+    if (check) { /* no MPI, no data: what config_load and gemm_init refuse (exit 3) is all it checks */
         config c;
         config_load(&c, argv[2], argv[1], sets, nsets);
         config_warn_unused_sets(argv[1], sets, nsets);
+        gemm_init(); /* a bad BLIS_ARCH_TYPE in the job's environment */
         printf("simclr %s: %s with %d --set: configuration valid\n", argv[1], argv[2], nsets);
         return 0;
     }

@@ -750,10 +750,14 @@ static int pretrain(run_ctx *r)
     const aug_cfg *aug = &c->aug_contrastive;
 
     start_outputs(r);
-    if (r->rank == 0)
-        printf("pretrain: %zu unlabeled images, global batch %zu (%zu views, %zu per rank on %d rank%s), "
-               "%zu steps/epoch, temperature %g%s\n", N, G, 2 * G, 2 * ln, r->world, r->world == 1 ? "" : "s", spe, c->pretrain.temperature,
-               GP ? ", online linear probe on" : "");
+    if (r->rank == 0) { /* shard_range: every rank holds floor or ceil of G / world images */
+        const size_t lo = 2 * (G / (size_t)r->world), hi = 2 * ((G + (size_t)r->world - 1) / (size_t)r->world);
+        char per[48];
+        snprintf(per, sizeof per, lo == hi ? "%zu" : "%zu-%zu", lo, hi);
+        printf("pretrain: %zu unlabeled images, global batch %zu (%zu views, %s per rank on %d rank%s), "
+               "%zu steps/epoch, temperature %g%s\n", N, G, 2 * G, per, r->world, r->world == 1 ? "" : "s", spe,
+               c->pretrain.temperature, GP ? ", online linear probe on" : "");
+    }
     for (int epoch = r->start_epoch; epoch < c->train.epochs; epoch++) {
         progress pg;
         const size_t s0 = epoch_begin(r, perm, N, spe, epoch, 0x756e6c6162ULL, &pg);
@@ -1086,13 +1090,14 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     r.cfg_text = config_to_text(&r.cfg);
     if (!r.cfg.run.hdf5_file_locking) ckpt_disable_file_locking();
     setup_threads(&r);
-    r.claimed = r.rank == 0 ? claim_run_dir(&r) : 1;
     /* eval and distill read the metadata of `checkpoint` here, so a missing or unreadable
      * one is named before the data is read */
     set_classifier_input(&r);
     /* rank 0 checks the data and batch sizes first, so that a bad file or setting is
-     * reported once, not by every rank */
+     * reported once, not by every rank; then it claims run_dir, so that a run refused
+     * up to here leaves no trace there (not even the folder) */
     if (r.rank == 0) open_data(&r), check_batches(&r);
+    r.claimed = r.rank == 0 ? claim_run_dir(&r) : 1;
     dist_all_ok(1);
     if (r.rank != 0) open_data(&r), check_batches(&r);
     if (fault(&r, "short")) fault_short_reads(&r);
