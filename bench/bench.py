@@ -291,13 +291,17 @@ class Bench:
             "sgemm_n": sgemm_n, "per_rank": res,
         }
 
-    def torch(self, mode, batch, threads):
+    def torch(self, mode, batch, threads, blis_arch_id):
+        """Debian's PyTorch does its BLAS through the same BLIS (the libblas.so.3 alternative), so
+        the twin runs with the kernels simclr's gemm_init chose (BLIS_ARCH_TYPE = blis_arch_id,
+        from gemm_bound): on a CPU BLIS 0.9 does not know it would otherwise get the generic ones."""
         key = (mode, batch, threads, tuple(self.torch_model))
         if key not in self.torch_cache:
             cmd = ["/usr/bin/python3", "bench/torch_twin.py", "--mode", mode, "--batch", str(batch), "--threads",
                    str(threads), "--reps", str(self.a.reps), "--warmup", str(self.a.torch_warmup)] + self.torch_model
-            r = capture(cmd, self.log)[-1]
-            r["command"] = " ".join(cmd)
+            env = dict(os.environ, BLIS_ARCH_TYPE=str(blis_arch_id))
+            r = capture(cmd, self.log, env=env)[-1]
+            r["command"] = f"BLIS_ARCH_TYPE={blis_arch_id} " + " ".join(cmd)
             self.torch_cache[key] = r
         return self.torch_cache[key]
 
@@ -340,9 +344,10 @@ class Bench:
 
         tt = ranks * threads
         print(f"bench: layout {name}: PyTorch fp32 twin, {tt} thread(s)", flush=True)
-        tp = self.torch("pretrain", B, tt)
-        tf = self.torch("finetune", FB, tt)
-        te = self.torch("eval", B, tt)
+        arch = g["per_rank"][0]["blis_arch_id"]
+        tp = self.torch("pretrain", B, tt, arch)
+        tf = self.torch("finetune", FB, tt, arch)
+        te = self.torch("eval", B, tt, arch)
 
         pre_gflops = g["gemm_gflop_per_image"] * pre["images_per_s"]
         rss = [max(x for x in col if x is not None) if any(x is not None for x in col) else None
@@ -542,6 +547,8 @@ def main():
                      "compiler": (sh_out(["mpicc", "--version"]).splitlines() or [""])[0],
                      "python": platform.python_version()},
         "notes": [
+            "PyTorch twin: run with BLIS_ARCH_TYPE set to the BLIS kernels simclr uses (gemm_bound's blis_arch_id): "
+            "Debian's PyTorch does its BLAS through the same BLIS (libblas.so.3 alternative)",
             "pretrain/finetune img/s: median over epochs 2..E of metrics.jsonl images_per_s (epoch 1 = warm-up), "
             "step loop only (no checkpoint), reading + augmentation included",
             "PyTorch twin: same model, batch, loss, Adam, fp32, ranks x threads threads in one process; "

@@ -320,12 +320,13 @@ int main(int argc, char **argv)
            "\"gemm_seconds_per_step\":%.6f,\"gemm_seconds_per_step_min\":%.6f,\"gemm_seconds_per_step_this_rank\":%.6f,\"gemm_gflops\":%.3f,"
            "\"gemm_bound_images_per_s\":%.3f,\"gemm_bound_images_per_s_all_ranks\":%.3f,"
            "\"sgemm_n\":%ld,\"sgemm_peak_gflops\":%.3f,\"sgemm_best_gflops\":%.3f,\"sgemm_peak_gflops_all_ranks\":%.3f,"
-           "\"blis_version\":\"%s\",\"blis_arch\":\"%s\",\"blis_openmp\":%d,\"blis_pthreads\":%d}\n",
+           "\"blis_version\":\"%s\",\"blis_arch\":\"%s\",\"blis_arch_id\":%d,\"blis_openmp\":%d,\"blis_pthreads\":%d}\n",
            g_rank, g_world, mode, images, global_images, n, gemm_threads(), reps, m.ws_floats, l.n, l.flops * 1e-9, per_image * 1e-9,
            per_image * 1e-9 / (pre ? 2.0 : 1.0), fwd_flops * 1e-9, model_forward_gflop(&m), conv_flops * 1e-9, dense_flops * 1e-9, tmed,
            tmin, tmed_local, l.flops * 1e-9 / tmed, (double)images / tmed, (double)global_images / tmed, sgemm_n, peak,
            peak_best, peak * g_world, bli_info_get_version_str(),
-           bli_arch_string(bli_arch_query_id()), (int)bli_info_get_enable_openmp(), (int)bli_info_get_enable_pthreads());
+           bli_arch_string(bli_arch_query_id()), (int)bli_arch_query_id(), (int)bli_info_get_enable_openmp(),
+           (int)bli_info_get_enable_pthreads());
     fflush(stdout);
     free(l.c), free(t), free(tl), free(zall), free(dzall), free(sim);
     model_free(&m);

@@ -1048,18 +1048,23 @@ static void setup_threads(const run_ctx *r)
 
 /* model.classifier_on_conv for this phase: the linear probe reads the conv features when
  * model.probe_features = "conv"; eval and the distill teacher take the layout of the
- * classifier in `checkpoint` (a linear probe's, from the configuration stored in it). */
+ * classifier in `checkpoint` (a linear probe's, from the configuration stored in it).
+ * Rank 0 reads the metadata of every phase's `checkpoint` here, so that a missing or
+ * unreadable one is named before the data is read and before run_dir is created. */
 static void set_classifier_input(run_ctx *r)
 {
     config *c = &r->cfg;
     int on_conv = is_phase(r, "linear") && !strcmp(c->probe_features, "conv"), pretrained = 0;
-    if ((is_phase(r, "eval") || is_phase(r, "distill")) && r->rank == 0) {
-        ckpt_meta meta = ckpt_read_meta(c->checkpoint);
-        config stored;
-        config_from_text(meta.config_text, &stored);
+    const int reads = is_phase(r, "eval") || is_phase(r, "distill");
+    if (r->rank == 0 && (reads || (c->checkpoint[0] && (is_phase(r, "linear") || is_phase(r, "finetune"))))) {
+        ckpt_meta meta = ckpt_read_meta(c->checkpoint); /* a missing or unreadable one: named here */
+        if (reads) {
+            config stored;
+            config_from_text(meta.config_text, &stored);
+            on_conv = !strcmp(meta.phase, "linear") && !strcmp(stored.probe_features, "conv");
+            pretrained = !strcmp(meta.phase, "pretrain");
+        }
         free(meta.config_text);
-        on_conv = !strcmp(meta.phase, "linear") && !strcmp(stored.probe_features, "conv");
-        pretrained = !strcmp(meta.phase, "pretrain");
     }
     dist_bcast(&on_conv, sizeof on_conv, 0);
     dist_bcast(&pretrained, sizeof pretrained, 0);
