@@ -165,7 +165,7 @@ static void carve_validation(run_ctx *r, uint8_t *held)
                                  rng_key((uint64_t)c->data.holdout_seed, 0x76616c6964ULL, 0, 0), pick);
     if (bad)
         fatal(EXIT_CONFIG, "%s: data.val_per_class = %d: class %d of %s has too few images outside the hold-out "
-              "to set that many aside and still train", config_origin(c, "data.val_per_class"), c->data.val_per_class, bad, f->path_x);
+              "to set that many aside and still train", config_origin(c, "data.val_per_class"), c->data.val_per_class, bad - 1, f->path_x);
     dataset_init(&r->val, n);
     for (size_t k = 0; k < n; k++)
         if (pick[k]) held[cand[k]] = 1, dataset_add(&r->val, f, cand[k]);
@@ -195,7 +195,9 @@ static void open_data(run_ctx *r)
                                      rng_key((uint64_t)c->data.holdout_seed, 0x686f6c64ULL, 0, 0), held);
         if (bad)
             fatal(EXIT_CONFIG, "%s: data.eval_per_class = %d: class %d of %s has too few images to hold "
-                  "out that many and still train", config_origin(c, "data.eval_per_class"), c->data.eval_per_class, bad, f->path_x);
+                  "out that many and keep one for training: set a smaller data.eval_per_class (the bundled "
+                  "sample takes 5, as jobs/pipeline.sh --data sample sets)", config_origin(c, "data.eval_per_class"),
+                  c->data.eval_per_class, bad - 1, f->path_x);
         dataset_init(&r->eval, f->count);
         for (size_t i = 0; i < f->count; i++)
             if (held[i]) dataset_add(&r->eval, f, i);

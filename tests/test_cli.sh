@@ -144,7 +144,7 @@ badlab=$tmp/badlabels
 mkdir -p "$badlab" && cp "$data"/* "$badlab/" && printf '\x0b' | dd of="$badlab/train_y.bin" bs=1 seek=17 conv=notrunc status=none
 expect "label 11 in train_y.bin: exit 4 naming file and record" 4 -m "$badlab/train_y.bin" -m "record 17" -- \
   "${np2[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set "data.dir=$badlab" --set "run_dir=$tmp/r-badlab"
-expect "eval_per_class too large for the data: exit 3" 3 -m data.eval_per_class -- \
+expect "eval_per_class too large for the data: exit 3" 3 -m "data.eval_per_class = 25: class 0 of" -m "set a smaller data.eval_per_class" -- \
   "${np1[@]}" pretrain conf/pretrain.cfg "${tiny[@]}" --set data.eval_per_class=25 --set "run_dir=$tmp/r-holdout"
 
 # ---- I/O errors -------------------------------------------------------------------------
