@@ -26,6 +26,13 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The PyTorch twin allocates a fresh tensor for every operation; with glibc malloc each large
+# one is a new mmap whose first touch faults every page, which on some VMs costs more than the
+# arithmetic (2-core Zen 5 VM, 2026-12-01: torch.relu of a (256,128,47,47) tensor 469 ms, 10.6 ms
+# with jemalloc keeping its memory; the twin 14 -> 153 images/s). simclr allocates its
+# activations once, so the fair twin reuses memory too: jemalloc (libjemalloc2) when installed.
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true"
 
 
 def die(msg):
@@ -300,8 +307,13 @@ class Bench:
             cmd = ["/usr/bin/python3", "bench/torch_twin.py", "--mode", mode, "--batch", str(batch), "--threads",
                    str(threads), "--reps", str(self.a.reps), "--warmup", str(self.a.torch_warmup)] + self.torch_model
             env = dict(os.environ, BLIS_ARCH_TYPE=str(blis_arch_id))
+            prefix = f"BLIS_ARCH_TYPE={blis_arch_id} "
+            if os.path.exists(JEMALLOC):  # see JEMALLOC
+                env.update(LD_PRELOAD=JEMALLOC, MALLOC_CONF=JEMALLOC_CONF)
+                prefix += f"LD_PRELOAD={JEMALLOC} MALLOC_CONF={JEMALLOC_CONF} "
             r = capture(cmd, self.log, env=env)[-1]
-            r["command"] = f"BLIS_ARCH_TYPE={blis_arch_id} " + " ".join(cmd)
+            r["command"] = prefix + " ".join(cmd)
+            r["allocator"] = "jemalloc (memory kept)" if os.path.exists(JEMALLOC) else "glibc malloc"
             self.torch_cache[key] = r
         return self.torch_cache[key]
 
@@ -547,6 +559,8 @@ def main():
                      "compiler": (sh_out(["mpicc", "--version"]).splitlines() or [""])[0],
                      "python": platform.python_version()},
         "notes": [
+            "PyTorch twin: with jemalloc keeping freed memory (LD_PRELOAD, MALLOC_CONF) when libjemalloc2 is "
+            "installed, so that its per-op tensors do not fault in fresh pages (see bench.py JEMALLOC)",
             "PyTorch twin: run with BLIS_ARCH_TYPE set to the BLIS kernels simclr uses (gemm_bound's blis_arch_id): "
             "Debian's PyTorch does its BLAS through the same BLIS (libblas.so.3 alternative)",
             "pretrain/finetune img/s: median over epochs 2..E of metrics.jsonl images_per_s (epoch 1 = warm-up), "
