@@ -308,12 +308,13 @@ class Bench:
                    str(threads), "--reps", str(self.a.reps), "--warmup", str(self.a.torch_warmup)] + self.torch_model
             env = dict(os.environ, BLIS_ARCH_TYPE=str(blis_arch_id))
             prefix = f"BLIS_ARCH_TYPE={blis_arch_id} "
-            if os.path.exists(JEMALLOC):  # see JEMALLOC
+            jemalloc = os.path.exists(JEMALLOC)  # see JEMALLOC
+            if jemalloc:
                 env.update(LD_PRELOAD=JEMALLOC, MALLOC_CONF=JEMALLOC_CONF)
                 prefix += f"LD_PRELOAD={JEMALLOC} MALLOC_CONF={JEMALLOC_CONF} "
             r = capture(cmd, self.log, env=env)[-1]
             r["command"] = prefix + " ".join(cmd)
-            r["allocator"] = "jemalloc (memory kept)" if os.path.exists(JEMALLOC) else "glibc malloc"
+            r["allocator"] = "jemalloc (memory kept)" if jemalloc else "glibc malloc"
             self.torch_cache[key] = r
         return self.torch_cache[key]
 

@@ -67,9 +67,12 @@ uint64_t rng_u64(uint64_t key, uint64_t i);
 float rng_uniform(uint64_t key, uint64_t i);
 
 /* 1 when s names a phase that trains and writes checkpoints (pretrain, linear, finetune,
- * baseline, distill), else 0. The one list of them: the CLI adds "eval", checkpoints
+ * baseline, distill), else 0. The one list of them: is_phase_name adds "eval"; checkpoints
  * must carry one of these in their 'phase' attribute. */
 int is_training_phase(const char *s);
+
+/* 1 when s names a phase `simclr PHASE` runs: a training phase or eval; else 0. */
+int is_phase_name(const char *s);
 
 /* Fisher-Yates permutation of 0..n-1 into perm[n] (overwritten), driven by `key`. */
 void permute(int64_t *perm, size_t n, uint64_t key);

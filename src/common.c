@@ -119,3 +119,5 @@ int is_training_phase(const char *s)
         if (!strcmp(s, phases[i])) return 1;
     return 0;
 }
+
+int is_phase_name(const char *s) { return is_training_phase(s) || !strcmp(s, "eval"); }

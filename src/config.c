@@ -307,7 +307,7 @@ static void walk(config *c, const config_setting_t *s, const char *file_fallback
         if (!strcmp(path, "phase")) { /* the phase a config file is written for (not a schema key) */
             const char *p = type == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
             if (!p) fatal(EXIT_CONFIG, "%s: phase must be a string (e.g. \"finetune\")", where);
-            if (!is_training_phase(p) && strcmp(p, "eval"))
+            if (!is_phase_name(p))
                 fatal(EXIT_CONFIG, "%s: phase \"%s\" is not a phase (pretrain, linear, finetune, baseline, "
                       "distill or eval)", where, p);
             if (c->phase[0] && strcmp(p, c->phase))

@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--version")) return puts("simclr " SIMCLR_VERSION), 0;
     if (!strcmp(argv[1], "import")) return cmd_import(argc, argv);
-    if (!is_training_phase(argv[1]) && strcmp(argv[1], "eval")) return usage_error("unknown phase (pretrain, linear, finetune, baseline, distill, eval, import)", argv[1]);
+    if (!is_phase_name(argv[1])) return usage_error("unknown phase (pretrain, linear, finetune, baseline, distill, eval, import)", argv[1]);
     if (argc < 3 || argv[2][0] == '-') return usage_error("missing CONFIG.cfg after the phase", argv[1]);
     char *sets[256];
     int nsets = 0, check = 0;

@@ -1097,8 +1097,8 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     r.cfg_text = config_to_text(&r.cfg);
     if (!r.cfg.run.hdf5_file_locking) ckpt_disable_file_locking();
     setup_threads(&r);
-    /* eval and distill read the metadata of `checkpoint` here, so a missing or unreadable
-     * one is named before the data is read */
+    /* linear, finetune, eval and distill read the metadata of `checkpoint` here, so a
+     * missing or unreadable one is named before the data is read */
     set_classifier_input(&r);
     /* rank 0 checks the data and batch sizes first, so that a bad file or setting is
      * reported once, not by every rank; then it claims run_dir, so that a run refused
