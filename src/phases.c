@@ -556,6 +556,9 @@ static void bn_allreduce(double *buf, size_t n, void *ctx)
     dist_allreduce_sum_d(buf, n);
 }
 
+/* The learning rate of global step `step` (0-based, spe steps per epoch): a linear warmup to
+ * train.lr over train.warmup_epochs (Goyal et al. 2017, as in SimCLR's appendix B.1), then
+ * train.lr ("constant") or a cosine decay to 0 at train.epochs ("cosine", Loshchilov & Hutter 2017). */
 static float lr_at(const config *c, int64_t step, size_t spe)
 {
     double total = (double)c->train.epochs * (double)spe, warm = (double)c->train.warmup_epochs * (double)spe;
@@ -564,6 +567,13 @@ static float lr_at(const config *c, int64_t step, size_t spe)
     if (!strcmp(c->train.schedule, "cosine") && total > warm)
         return (float)(lr * 0.5 * (1.0 + cos(M_PI * (t - warm) / (total - warm))));
     return (float)lr;
+}
+
+/* The rate of the last step before global step `step` (the "lr" of a metrics line: an epoch's
+ * last update); lr_at(0) before any step. */
+static double last_lr(const config *c, int64_t step, size_t spe)
+{
+    return (double)lr_at(c, step > 0 ? step - 1 : 0, spe);
 }
 
 /* One optimizer update (train.optimizer) of the parameter groups [g0, g1). */
@@ -813,14 +823,14 @@ static int pretrain(run_ctx *r)
             if (stop_requested(r, epoch)) return EXIT_REQUEUE;
         }
         double secs = now_s() - pg.t_epoch;
-        char a[32], b2[32], c2[32], d2[32], timing[512];
+        char a[32], b2[32], c2[32], d2[32], lrs[32], timing[512];
         timing_json(r, secs, G * done, timing, sizeof timing);
         metrics_line(r, "{\"phase\":\"pretrain\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"contrastive_acc\":%s%s%s%s%s,"
-                     "%s,\"world_size\":%d,\"steps\":%zu}\n", epoch + 1, (long long)r->step,
+                     "%s,\"world_size\":%d,\"steps\":%zu,\"lr\":%s}\n", epoch + 1, (long long)r->step,
                      jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(2 * G * done) : NAN),
                      GP ? ",\"probe_loss\":" : "", GP ? jnum(c2, pdone ? sums[2] / (double)pdone : NAN) : "",
                      GP ? ",\"probe_acc\":" : "", GP ? jnum(d2, pdone ? sums[3] / (double)(GP * pdone) : NAN) : "",
-                     timing, r->world, done);
+                     timing, r->world, done, jnum(lrs, last_lr(c, r->step, spe)));
         if (r->rank == 0)
             printf("pretrain epoch %d/%d: loss %.4f contrastive acc %.3f%s | %.1f img/s, %.1f s\n", epoch + 1,
                    c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(2 * G * done) : 0.0,
@@ -938,16 +948,17 @@ static int classify(run_ctx *r)
             if (stop_requested(r, epoch)) return EXIT_REQUEUE;
         }
         double secs = now_s() - pg.t_epoch;
-        char a[32], b2[32], timing[512];
+        char a[32], b2[32], lrs[32], timing[512];
         timing_json(r, secs, G * done, timing, sizeof timing);
         const int eval_now = (epoch + 1) % c->train.eval_every == 0 || epoch + 1 == c->train.epochs;
         double top1 = eval_now ? evaluate(r, &r->eval, confusion) : NAN;
         double vtop1 = eval_now && r->val.n ? evaluate(r, &r->val, confusion) : NAN;
         char e[32], v[32];
         metrics_line(r, "{\"phase\":\"%s\",\"epoch\":%d,\"step\":%lld,\"loss\":%s,\"train_acc\":%s,\"eval_top1\":%s,"
-                     "\"val_top1\":%s,%s,\"world_size\":%d,\"steps\":%zu}\n", c->phase, epoch + 1, (long long)r->step,
-                     jnum(a, done ? sums[0] / (double)done : NAN), jnum(b2, done ? sums[1] / (double)(G * done) : NAN),
-                     jnum(e, top1), jnum(v, vtop1), timing, r->world, done);
+                     "\"val_top1\":%s,%s,\"world_size\":%d,\"steps\":%zu,\"lr\":%s}\n", c->phase, epoch + 1,
+                     (long long)r->step, jnum(a, done ? sums[0] / (double)done : NAN),
+                     jnum(b2, done ? sums[1] / (double)(G * done) : NAN), jnum(e, top1), jnum(v, vtop1), timing, r->world,
+                     done, jnum(lrs, last_lr(c, r->step, spe)));
         if (r->rank == 0) {
             char ev[80] = "";
             if (eval_now) snprintf(ev, sizeof ev, " eval top-1 %.2f%%", 100.0 * top1);
