@@ -42,6 +42,10 @@ typedef struct {
     char probe_features[16]; /* model.probe_features: what the linear probe reads, "embed" (the
                               * encoder output, keras example) or "conv" (the flattened last
                               * conv feature map, before the encoder's dense layer) */
+    char finetune_from[16]; /* model.finetune_from: what finetune and baseline train the
+                             * classifier on, "embed" (the encoder output, keras example) or
+                             * "head0" (the projection head's first layer, dense + ReLU, kept
+                             * and trained with the encoder: SimCLR v2, Chen et al. 2020b, 2.2) */
     struct {
         int epochs, batch; /* batch: the GLOBAL batch (images per optimizer step, all ranks) */
         double lr, beta1, beta2, eps, weight_decay;

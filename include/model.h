@@ -7,7 +7,10 @@
  *   projection: dense proj_dim + ReLU, dense proj_dim          (SimCLR's g(.))
  *   classifier: dense num_classes on the encoder output        (linear probe / fine-tune),
  *               or with classifier_on_conv on the flattened last conv feature map
- *               (flat_dim = width x 5 x 5: the linear probe of model.probe_features = "conv")
+ *               (flat_dim = width x 5 x 5: the linear probe of model.probe_features = "conv"),
+ *               or with classifier_on_head on the head's hidden layer, ReLU(head.fc0(h))
+ *               (proj_dim: fine-tuning from the projection head's first layer, SimCLR v2,
+ *               Chen et al. 2020b, section 2.2; model.finetune_from = "head0")
  *
  * All parameters live in ONE float buffer, tensors back to back in the order encoder,
  * projection head, classifier; so each group is one contiguous range (one allreduce, one
@@ -39,6 +42,8 @@ typedef struct {
     int batchnorm;   /* 0: the keras example (conv bias + ReLU); 1: conv + BatchNorm + ReLU */
     int classifier_on_conv; /* 0: classifier on embed (embed_dim inputs); 1: on flat (flat_dim);
                              * not a config key: phases.c sets it for the linear probe */
+    int classifier_on_head; /* 1: classifier on hidden = ReLU(head.fc0(embed)) (proj_dim inputs);
+                             * phases.c sets it from model.finetune_from; not with on_conv */
 } model_cfg;
 
 typedef struct {
@@ -122,9 +127,11 @@ void head_forward(model *m, size_t n);
 void head_backward(model *m, size_t n);
 
 /* Classifier: embed (n, embed_dim), or with classifier_on_conv flat (n, flat_dim), ->
- * logits (n, num_classes), overwritten. Backward from dlogits: accumulates classifier
- * gradients; overwrites dembed when need_dembed != 0 (not allowed with classifier_on_conv:
- * CHECK fails, the encoder is frozen under such a probe). */
+ * logits (n, num_classes), overwritten. With classifier_on_head the forward first computes
+ * hidden (n, proj_dim) = ReLU(head.fc0(embed)) (overwritten) and the classifier reads it.
+ * Backward from dlogits: accumulates classifier gradients (with classifier_on_head also
+ * head.fc0's, through dhidden, overwritten); overwrites dembed when need_dembed != 0 (not
+ * allowed with classifier_on_conv: CHECK fails, the encoder is frozen under such a probe). */
 void classifier_forward(model *m, size_t n);
 void classifier_backward(model *m, size_t n, int need_dembed);
 

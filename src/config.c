@@ -74,6 +74,7 @@ static const key_spec SCHEMA[] = {
     K("model.proj_dim", T_INT, model.proj_dim, 1, 65536),
     K("model.batchnorm", T_BOOL, model.batchnorm, 0, 1),
     KS("model.probe_features", probe_features, "embed|conv"),
+    KS("model.finetune_from", finetune_from, "embed|head0"),
     K("train.epochs", T_INT, train.epochs, 1, 1e6),
     K("train.batch", T_INT, train.batch, 1, 1e8),
     K("train.lr", T_FLOAT, train.lr, 1e-12, 10),
@@ -130,6 +131,7 @@ void config_defaults(config *c)
     c->aug_classification = (aug_cfg){0.75f, 0.3f, 0.1f, 1, 0.0f, 0.0f};
     c->aug_probe = c->aug_classification;
     snprintf(c->probe_features, sizeof c->probe_features, "embed");
+    snprintf(c->finetune_from, sizeof c->finetune_from, "embed");
     c->run.workspace_mb = 64;
     c->run.log_interval_s = 10.0;
     c->run.checkpoint_every = 1;
@@ -634,17 +636,19 @@ int config_text_differs(const char *text, const config *c, const char *key, char
 int config_key_unused(const char *phase, const char *key)
 {
     static const struct {
-        const char *phase, *unused[8];
+        const char *phase, *unused[10];
     } table[] = {
-        {"pretrain", {"distill.", "checkpoint", "model.probe_features", "augment.probe.", "data.val_per_class", NULL}},
-        {"linear", {"pretrain.", "distill.", "augment.contrastive.", "augment.classification.", NULL}},
+        {"pretrain", {"distill.", "checkpoint", "model.probe_features", "model.finetune_from", "augment.probe.",
+                      "data.val_per_class", NULL}},
+        {"linear", {"pretrain.", "distill.", "augment.contrastive.", "augment.classification.", "model.finetune_from",
+                    NULL}},
         {"finetune", {"pretrain.", "distill.", "augment.contrastive.", "augment.probe.", "model.probe_features", NULL}},
         {"baseline", {"pretrain.", "distill.", "augment.contrastive.", "augment.probe.", "model.probe_features",
                       "checkpoint", NULL}},
         {"distill", {"pretrain.", "augment.contrastive.", "augment.probe.", "model.probe_features",
-                     "data.val_per_class", NULL}},
-        {"eval", {"train.", "pretrain.", "distill.", "augment.", "model.probe_features", "data.val_per_class",
-                  "data.labels_per_class", NULL}},
+                     "model.finetune_from", "data.val_per_class", NULL}},
+        {"eval", {"train.", "pretrain.", "distill.", "augment.", "model.probe_features", "model.finetune_from",
+                  "data.val_per_class", "data.labels_per_class", NULL}},
     };
     const size_t klen = strcspn(key, "="); /* a --set string: its key part */
     for (size_t p = 0; p < sizeof table / sizeof table[0]; p++) {

@@ -83,7 +83,9 @@ void model_init(model *m, const model_cfg *cfg, size_t max_batch, size_t ws_floa
     add_dense(m, "head.fc1", GROUP_HEAD, cfg->proj_dim, cfg->proj_dim);
     m->group_begin[GROUP_CLASSIFIER] = m->nparams;
     m->t_cls = m->ntensors;
-    add_dense(m, "classifier", GROUP_CLASSIFIER, cfg->classifier_on_conv ? (int64_t)m->flat_dim : cfg->embed_dim,
+    CHECK(!(cfg->classifier_on_conv && cfg->classifier_on_head));
+    add_dense(m, "classifier", GROUP_CLASSIFIER,
+              cfg->classifier_on_conv ? (int64_t)m->flat_dim : cfg->classifier_on_head ? cfg->proj_dim : cfg->embed_dim,
               cfg->num_classes);
     m->group_begin[NGROUPS] = m->nparams;
     for (int i = 0; cfg->batchnorm && i < cfg->conv_layers; i++)
@@ -252,29 +254,37 @@ void head_backward(model *m, size_t n)
                    W(m, m->grads, t + 1), m->dembed, n, e, p);
 }
 
-/* The classifier's input: embed, or the flattened conv features */
+/* The classifier's input: embed, the flattened conv features, or the head's hidden layer */
 static const float *classifier_in(const model *m, size_t *dim)
 {
-    *dim = m->cfg.classifier_on_conv ? m->flat_dim : (size_t)m->cfg.embed_dim;
-    return m->cfg.classifier_on_conv ? m->flat : m->embed;
+    if (m->cfg.classifier_on_conv) return *dim = m->flat_dim, m->flat;
+    if (m->cfg.classifier_on_head) return *dim = (size_t)m->cfg.proj_dim, m->hidden;
+    return *dim = (size_t)m->cfg.embed_dim, m->embed;
 }
 
 void classifier_forward(model *m, size_t n)
 {
-    const int t = m->t_cls;
+    const int t = m->t_cls, h = m->t_head;
     size_t in;
     const float *x = classifier_in(m, &in);
+    if (m->cfg.classifier_on_head) /* hidden = ReLU(head.fc0(embed)), as in head_forward */
+        dense_forward(m->embed, W(m, m->params, h), W(m, m->params, h + 1), m->hidden, n, (size_t)m->cfg.embed_dim,
+                      (size_t)m->cfg.proj_dim, 1);
     dense_forward(x, W(m, m->params, t), W(m, m->params, t + 1), m->logits, n, in, (size_t)m->cfg.num_classes, 0);
 }
 
 void classifier_backward(model *m, size_t n, int need_dembed)
 {
-    const int t = m->t_cls;
+    const int t = m->t_cls, h = m->t_head;
     size_t in;
     const float *x = classifier_in(m, &in);
     CHECK(!(need_dembed && m->cfg.classifier_on_conv));
+    const int on_head = m->cfg.classifier_on_head;
     dense_backward(x, W(m, m->params, t), NULL, m->dlogits, W(m, m->grads, t), W(m, m->grads, t + 1),
-                   need_dembed ? m->dembed : NULL, n, in, (size_t)m->cfg.num_classes);
+                   on_head ? m->dhidden : need_dembed ? m->dembed : NULL, n, in, (size_t)m->cfg.num_classes);
+    if (on_head) /* through ReLU(head.fc0): the mask is hidden > 0 */
+        dense_backward(m->embed, W(m, m->params, h), m->hidden, m->dhidden, W(m, m->grads, h), W(m, m->grads, h + 1),
+                       need_dembed ? m->dembed : NULL, n, (size_t)m->cfg.embed_dim, (size_t)m->cfg.proj_dim);
 }
 
 double model_forward_gflop(const model *m)

@@ -491,7 +491,7 @@ static int try_resume(run_ctx *r, size_t steps_per_epoch)
     static const char *const same[] = {"seed", "data.labels_per_class", "train.batch", "pretrain.temperature",
                                        "distill.temperature", "checkpoint", "train.schedule",
                                        "train.warmup_epochs", "train.epochs", "model.probe_features",
-                                       "data.val_per_class"};
+                                       "model.finetune_from", "data.val_per_class"};
     for (size_t i = 0; r->rank == 0 && i < sizeof same / sizeof same[0]; i++) {
         char was[PATH_MAX + 8], now[PATH_MAX + 8];
         if (!strcmp(same[i], "checkpoint") && !is_phase(r, "distill")) continue;
@@ -895,10 +895,17 @@ static int classify(run_ctx *r)
     if (resumed) init_unchanged(r, init);
     if (resumed == 2) return 0;
     if (!resumed && init[0]) {
-        ckpt_meta meta = load_checkpoint(r, init, 1u << GROUP_ENCODER, 0, NULL);
+        /* fine-tuning from the head's first layer needs the head pretraining trained */
+        const int head = m->cfg.classifier_on_head;
+        ckpt_meta meta = load_checkpoint(r, init, 1u << GROUP_ENCODER | (head ? 1u << GROUP_HEAD : 0), 0, NULL);
+        if (head && strcmp(meta.phase, "pretrain"))
+            die_agreed(r, EXIT_CKPT, "%s: model.finetune_from = \"head0\" needs the projection head of a pretrain "
+                       "checkpoint; this one was written by %s", init, meta.phase);
         r->init_step = meta.step;
         r->init_hash = meta.config_hash;
-        if (r->rank == 0) printf("%s: encoder from %s (%s, epoch %lld)\n", c->phase, init, meta.phase, (long long)meta.epoch);
+        if (r->rank == 0)
+            printf("%s: encoder%s from %s (%s, epoch %lld)\n", c->phase, head ? " and head.fc0" : "", init, meta.phase,
+                   (long long)meta.epoch);
     }
     float *soft = distill ? teacher_labels(r) : NULL; /* after the student's checkpoints: those fail fast */
     start_outputs(r);
@@ -909,7 +916,8 @@ static int classify(run_ctx *r)
     if (r->rank == 0)
         printf("%s: %zu %s images, global batch %zu on %d rank%s, %zu steps/epoch, %s; eval: %s%s%s\n", c->phase,
                N, distill ? "teacher-labelled" : "labeled", G, r->world, r->world == 1 ? "" : "s", spe,
-               train_encoder ? "encoder trained"
+               train_encoder ? (m->cfg.classifier_on_head ? "encoder and head.fc0 trained, classifier on head.fc0 "
+                                                            "(model.finetune_from)" : "encoder trained")
                : m->cfg.classifier_on_conv ? "encoder frozen, probe on the conv features (model.probe_features)"
                                            : "encoder frozen, probe on the encoder output (model.probe_features)",
                r->eval_desc, r->val.n ? "; validation: " : "", r->val.n ? r->val_desc : "");
@@ -991,6 +999,8 @@ static int eval_phase(run_ctx *r)
         FILE *f = open_in_run(r, "eval.json", "w");
         fprintf(f, "{\"phase\":\"eval\",\"trained_phase\":");
         json_str(f, meta.phase);
+        fprintf(f, ",\"classifier_input\":");
+        json_str(f, r->m.cfg.classifier_on_conv ? "conv" : r->m.cfg.classifier_on_head ? "head0" : "embed");
         fprintf(f, ",\"checkpoint\":");
         json_str(f, c->checkpoint);
         fprintf(f, ",\"top1\":%.6f,\"n\":%zu,\n \"per_class\":[", top1, r->eval.n);
@@ -1059,15 +1069,17 @@ static void setup_threads(const run_ctx *r)
     free(all);
 }
 
-/* model.classifier_on_conv for this phase: the linear probe reads the conv features when
- * model.probe_features = "conv"; eval and the distill teacher take the layout of the
- * classifier in `checkpoint` (a linear probe's, from the configuration stored in it).
+/* model.classifier_on_conv / classifier_on_head for this phase: the linear probe reads the
+ * conv features when model.probe_features = "conv", finetune and baseline the projection
+ * head's first layer when model.finetune_from = "head0"; eval and the distill teacher take
+ * the layout of the classifier in `checkpoint` (from the configuration stored in it).
  * Rank 0 reads the metadata of every phase's `checkpoint` here, so that a missing or
  * unreadable one is named before the data is read and before run_dir is created. */
 static void set_classifier_input(run_ctx *r)
 {
     config *c = &r->cfg;
     int on_conv = is_phase(r, "linear") && !strcmp(c->probe_features, "conv"), pretrained = 0;
+    int on_head = (is_phase(r, "finetune") || is_phase(r, "baseline")) && !strcmp(c->finetune_from, "head0");
     const int reads = is_phase(r, "eval") || is_phase(r, "distill");
     if (r->rank == 0 && (reads || (c->checkpoint[0] && (is_phase(r, "linear") || is_phase(r, "finetune"))))) {
         ckpt_meta meta = ckpt_read_meta(c->checkpoint); /* a missing or unreadable one: named here */
@@ -1075,11 +1087,14 @@ static void set_classifier_input(run_ctx *r)
             config stored;
             config_from_text(meta.config_text, &stored);
             on_conv = !strcmp(meta.phase, "linear") && !strcmp(stored.probe_features, "conv");
+            on_head = (!strcmp(meta.phase, "finetune") || !strcmp(meta.phase, "baseline")) &&
+                      !strcmp(stored.finetune_from, "head0");
             pretrained = !strcmp(meta.phase, "pretrain");
         }
         free(meta.config_text);
     }
     dist_bcast(&on_conv, sizeof on_conv, 0);
+    dist_bcast(&on_head, sizeof on_head, 0);
     dist_bcast(&pretrained, sizeof pretrained, 0);
     if (pretrained) /* named here, before the data is read and the model allocated */
         die_agreed(r, EXIT_CKPT, "%s: a pretrain checkpoint has %s", c->checkpoint, is_phase(r, "eval")
@@ -1090,7 +1105,12 @@ static void set_classifier_input(run_ctx *r)
                    "teach distill, whose student trains its encoder under a classifier on the encoder output: give a "
                    "finetune or baseline checkpoint (or a linear probe with model.probe_features = \"embed\")",
                    c->checkpoint);
+    if (on_head && is_phase(r, "distill"))
+        die_agreed(r, EXIT_CKPT, "%s: a classifier on the projection head's first layer (model.finetune_from = "
+                   "\"head0\") cannot teach distill, whose student has a classifier on the encoder output: give a "
+                   "finetune or baseline checkpoint with model.finetune_from = \"embed\"", c->checkpoint);
     c->model.classifier_on_conv = on_conv;
+    c->model.classifier_on_head = on_head;
 }
 
 int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)

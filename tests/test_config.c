@@ -244,6 +244,8 @@ static void test_cross_key_rules(void **state)
     expect_exit(do_load, &a, EXIT_CONFIG, "sched.cfg:3", "train.schedule", NULL);
     cfg_file(path, sizeof path, "probe.cfg", REQUIRED "model = { probe_features = \"pool\"; };\n");
     expect_exit(do_load, &a, EXIT_CONFIG, "probe.cfg:3", "model.probe_features", "\"embed\", \"conv\"", NULL);
+    cfg_file(path, sizeof path, "from.cfg", REQUIRED "model = { finetune_from = \"head1\"; };\n");
+    expect_exit(do_load, &a, EXIT_CONFIG, "from.cfg:3", "model.finetune_from", "\"embed\", \"head0\"", NULL);
     cfg_file(path, sizeof path, "opt.cfg", REQUIRED "train = { optimizer = \"adamw\"; };\n");
     expect_exit(do_load, &a, EXIT_CONFIG, "opt.cfg:3", "train.optimizer", "\"adam\", \"sgd\"", NULL);
     cfg_file(path, sizeof path, "evalpc.cfg", "run_dir = \"r\";\ndata = { dir = \"d\"; eval_per_class = 0; };\n");
@@ -495,6 +497,11 @@ static void test_unused_keys(void **state)
     assert_true(config_key_unused("finetune", "augment.probe.min_area"));
     assert_true(config_key_unused("pretrain", "model.probe_features=conv"));
     assert_false(config_key_unused("linear", "model.probe_features=conv"));
+    assert_true(config_key_unused("linear", "model.finetune_from=head0"));
+    assert_true(config_key_unused("pretrain", "model.finetune_from=head0"));
+    assert_true(config_key_unused("eval", "model.finetune_from=head0")); /* eval reads the checkpoint's */
+    assert_false(config_key_unused("finetune", "model.finetune_from=head0"));
+    assert_false(config_key_unused("baseline", "model.finetune_from=head0"));
     assert_true(config_key_unused("baseline", "checkpoint=x.h5"));
     assert_false(config_key_unused("baseline", "checkpointx=1")); /* a whole key, not a prefix */
     assert_false(config_key_unused("finetune", "checkpoint=x.h5"));

@@ -881,6 +881,33 @@ static void model_torch_case(const char *pre, int bn)
     model_free(&m);
 }
 
+/* The network of model_torch_case with its classifier on another input: the conv features
+ * (on_conv, classifier 3 x flat_dim) or the head's first layer (else, 3 x proj_dim 6, not
+ * embed_dim 5). Initialises m with the reference weights, the classifier's from PRE + cls +
+ * "_weight" / "_bias" ("_probe", "_head"), and the input x; returns the batch (2, 3 with
+ * batchnorm). */
+static size_t ref_model_open(model *m, const char *pre, const char *cls, int bn, int on_conv)
+{
+    const model_cfg cfg = {.image_size = 17, .conv_layers = 2, .width = 4, .kernel = 3, .embed_dim = 5, .proj_dim = 6,
+                           .num_classes = 3, .batchnorm = bn, .classifier_on_conv = on_conv, .classifier_on_head = !on_conv};
+    const size_t n = bn ? 3 : 2;
+    model_init(m, &cfg, n, 0);
+    const param_tensor *w = &m->tensor[m->t_cls];
+    assert_string_equal(w->name, "classifier.weight");
+    assert_int_equal(w->shape[0], 3);
+    assert_int_equal(w->shape[1], on_conv ? (int64_t)m->flat_dim : 6);
+    char tag[96];
+    model_init_weights(m, -1, 1); /* running statistics 0 / 1 */
+    for (int t = 0; t < m->ntensors; t++) {
+        const param_tensor *pt = &m->tensor[t];
+        if (t == m->t_cls || t == m->t_cls + 1) snprintf(tag, sizeof tag, "%s_%s", cls, t == m->t_cls ? "weight" : "bias");
+        else snprintf(tag, sizeof tag, "_param_%s", pt->name);
+        ref_into(m->params + pt->offset, pre, tag, pt->size);
+    }
+    ref_into(m->act[0], pre, "_x", 3 * n * 17 * 17);
+    return n;
+}
+
 /* The linear probe on the conv features (model_cfg.classifier_on_conv, model.probe_features =
  * "conv"), the network of model_torch_case: logits = classifier on the flattened last conv
  * map (PyTorch's NCHW flatten order) vs PyTorch, and classifier_backward without dembed: the
@@ -888,24 +915,9 @@ static void model_torch_case(const char *pre, int bn)
 static void model_probe_case(const char *pre, int bn)
 {
     TORCHREF_NEED();
-    const model_cfg cfg = {.image_size = 17, .conv_layers = 2, .width = 4, .kernel = 3, .embed_dim = 5,
-                           .proj_dim = 6, .num_classes = 3, .batchnorm = bn, .classifier_on_conv = 1};
-    const size_t n = bn ? 3 : 2, S = 17, C = 3;
     model m;
-    model_init(&m, &cfg, n, 0);
+    const size_t n = ref_model_open(&m, pre, "_probe", bn, 1), C = 3;
     const param_tensor *w = &m.tensor[m.t_cls];
-    assert_string_equal(w->name, "classifier.weight");
-    assert_int_equal(w->shape[0], 3);
-    assert_int_equal(w->shape[1], (int64_t)m.flat_dim); /* 4 x 3 x 3, not embed_dim 5 */
-    model_init_weights(&m, -1, 1);
-    char tag[96];
-    for (int t = 0; t < m.ntensors; t++) {
-        const param_tensor *pt = &m.tensor[t];
-        if (t == m.t_cls || t == m.t_cls + 1) snprintf(tag, sizeof tag, "_probe_%s", t == m.t_cls ? "weight" : "bias");
-        else snprintf(tag, sizeof tag, "_param_%s", pt->name);
-        ref_into(m.params + pt->offset, pre, tag, pt->size);
-    }
-    ref_into(m.act[0], pre, "_x", 3 * n * S * S);
     encoder_forward(&m, n, 1);
     classifier_forward(&m, n);
     against_ref(m.logits, pre, "_probe_logits", n * C, 1e-4, "conv-feature probe logits vs torch");
@@ -916,6 +928,43 @@ static void model_probe_case(const char *pre, int bn)
     against_ref(m.grads + m.tensor[m.t_cls + 1].offset, pre, "_probe_gbias", C, 1e-4, "conv-feature probe db vs torch");
     for (size_t j = 0; j < m.group_begin[GROUP_CLASSIFIER]; j++) assert_true(m.grads[j] == 0.0f);
     model_free(&m);
+}
+
+/* Fine-tuning from the projection head's first layer (model_cfg.classifier_on_head,
+ * model.finetune_from = "head0", SimCLR v2 section 2.2), the network of model_torch_case:
+ * logits = classifier on ReLU(head.fc0(embed)) vs PyTorch, then classifier_backward with
+ * dembed and encoder_backward: every tensor's gradient vs PyTorch (head.fc1, off the path,
+ * exactly 0). tol 1e-4. */
+static void model_head_case(const char *pre, int bn)
+{
+    TORCHREF_NEED();
+    model m;
+    const size_t n = ref_model_open(&m, pre, "_head", bn, 0), C = 3;
+    char tag[96];
+    encoder_forward(&m, n, 1);
+    classifier_forward(&m, n);
+    against_ref(m.logits, pre, "_head_logits", n * C, 1e-4, "head0 classifier logits vs torch");
+    model_zero_grad(&m, 0, NGROUPS);
+    ref_into(m.dlogits, pre, "_head_dlogits", n * C);
+    classifier_backward(&m, n, 1);
+    encoder_backward(&m, n);
+    for (int t = 0; t < m.ntensors; t++) {
+        const param_tensor *pt = &m.tensor[t];
+        snprintf(tag, sizeof tag, "_head_g_%s", pt->name);
+        char what[96];
+        snprintf(what, sizeof what, "head0 fine-tune grad %s vs torch", pt->name);
+        against_ref(m.grads + pt->offset, pre, tag, pt->size, 1e-4, what);
+        if (!strncmp(pt->name, "head.fc1", 8))
+            for (size_t j = 0; j < pt->size; j++) assert_true(m.grads[pt->offset + j] == 0.0f);
+    }
+    model_free(&m);
+}
+
+static void test_model_head_torch(void **state)
+{
+    (void)state;
+    model_head_case("model", 0);
+    model_head_case("model_bn", 1);
 }
 
 static void test_model_probe_conv_torch(void **state)
@@ -958,6 +1007,7 @@ int main(void)
         cmocka_unit_test(test_bn_split),
         cmocka_unit_test(test_model_torch),
         cmocka_unit_test(test_model_probe_conv_torch),
+        cmocka_unit_test(test_model_head_torch),
         cmocka_unit_test(test_model_bn_torch),
     };
     return cmocka_run_group_tests_name("layers", tests, torchref_setup, NULL);

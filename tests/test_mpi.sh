@@ -71,6 +71,17 @@ EOF
   ); then ok "$name"; echo "$out"; else bad "$name" "$out"; fi
 }
 
+# refused NAME PATTERN CMD...: CMD (60 s at most) must fail, printing exactly one line that
+# matches PATTERN (grep, basic regex): a setting refused once, not by every rank.
+refused() {
+  local name=$1 pat=$2 log
+  log=$(mktemp "$tmp/refused.XXXXXX")
+  shift 2
+  if timeout 60 "$@" > "$log" 2>&1; then bad "$name: it ran" "$(cat "$log")"
+  elif [[ $(grep -c -- "$pat" "$log") == 1 ]]; then ok "$name"
+  else bad "$name: message" "$(cat "$log")"; fi
+}
+
 # ---- data -----------------------------------------------------------------------------
 data=$tmp/data
 "$simclr" import data/sample/train "$data" --split train --labels-from-folders > "$tmp/import.log" 2>&1 &&
@@ -164,27 +175,59 @@ import json, sys, h5py
 d, ev = sys.argv[1], json.load(open(sys.argv[2]))
 last = [json.loads(l) for l in open(d + "/metrics.jsonl") if l.strip()][-1]
 shape = h5py.File(d + "/final.h5", "r")["params/classifier.weight"].shape
-print("  classifier.weight %s; probe's final eval top-1 %.4f, eval phase %.4f" % (shape, last["eval_top1"], ev["top1"]))
-sys.exit(0 if shape == (10, 400) and abs(last["eval_top1"] - ev["top1"]) < 1e-9 else 1)
+print("  classifier.weight %s, eval's classifier_input %s; probe's final eval top-1 %.4f, eval phase %.4f"
+      % (shape, ev["classifier_input"], last["eval_top1"], ev["top1"]))
+sys.exit(0 if shape == (10, 400) and ev["classifier_input"] == "conv" and abs(last["eval_top1"] - ev["top1"]) < 1e-9 else 1)
 EOF
 ); then ok "eval rebuilds the conv-feature classifier (10 x 400) and reproduces the probe's top-1"; echo "$out"
 else bad "eval of the conv-feature probe" "$out"; fi
-if timeout 60 "${mpirun[@]}" -np 1 "$simclr" linear "${lin[@]}" --set "run_dir=$tmp/lin1" --set model.probe_features=embed \
-     > "$tmp/linswap.log" 2>&1; then
-  bad "resuming a conv-feature probe as an embed probe is refused" "$(cat "$tmp/linswap.log")"
-elif grep -q 'written with model.probe_features = "conv", this run has model.probe_features = "embed"' "$tmp/linswap.log"; then
-  ok "resuming a conv-feature probe as an embed probe is refused (model.probe_features, both values named)"
-else
-  bad "resuming a conv-feature probe as an embed probe: message" "$(cat "$tmp/linswap.log")"
-fi
-if timeout 60 "${mpirun[@]}" -np 2 "$simclr" distill conf/distill.cfg "${common[@]}" --set "checkpoint=$tmp/lin1/final.h5" \
-     --set "run_dir=$tmp/distlin" > "$tmp/distlin.log" 2>&1; then
-  bad "distill refuses a conv-feature probe as teacher" "$(cat "$tmp/distlin.log")"
-elif [[ $(grep -c 'probe_features = "conv").*cannot teach distill' "$tmp/distlin.log") == 1 ]]; then
-  ok "distill refuses a conv-feature probe as teacher (one message, naming the key)"
-else
-  bad "distill refuses a conv-feature probe as teacher: message" "$(cat "$tmp/distlin.log")"
-fi
+refused "resuming a conv-feature probe as an embed probe is refused (model.probe_features, both values named)" \
+  'written with model.probe_features = "conv", this run has model.probe_features = "embed"' \
+  "${mpirun[@]}" -np 1 "$simclr" linear "${lin[@]}" --set "run_dir=$tmp/lin1" --set model.probe_features=embed
+refused "distill refuses a conv-feature probe as teacher (one message, naming the key)" \
+  'probe_features = "conv").*cannot teach distill' \
+  "${mpirun[@]}" -np 2 "$simclr" distill conf/distill.cfg "${common[@]}" --set "checkpoint=$tmp/lin1/final.h5" --set "run_dir=$tmp/distlin"
+
+# ---- fine-tuning from the projection head's first layer (model.finetune_from = "head0") ---
+# SimCLR v2 (Chen et al. 2020b, 2.2): the classifier reads ReLU(head.fc0(h)); head.fc0 comes
+# from the pretrain checkpoint and trains with the encoder. 1 and 2 ranks agree; eval
+# rebuilds that classifier from the stored configuration and reproduces the finetune's own
+# final eval; head.fc0 moved from the pretrained one, head.fc1 did not; a resume cannot
+# switch the setting; distill refuses such a teacher; only a pretrain checkpoint has the head.
+fhead=("${fine[@]}" --set model.finetune_from=head0)
+for np in 1 2; do
+  job "finetune from head.fc0 1 epoch, $np rank(s)" "$np" finetune "${fhead[@]}" --set "run_dir=$tmp/fhead$np"
+done
+metrics_agree "head.fc0 finetune losses agree at 1, 2 ranks (1e-4)" 1e-4 loss "$tmp/fhead1" "$tmp/fhead2"
+grep -q "encoder and head.fc0 from $tmp/pre1/final.h5" "$tmp/finetune from head.fc0 1 epoch, 1 rank(s).log" &&
+  ok "the head.fc0 finetune started from the pretrained encoder and head.fc0" ||
+  bad "the head.fc0 finetune started from the pretrained encoder and head.fc0" "$(cat "$tmp/finetune from head.fc0 1 epoch, 1 rank(s).log")"
+job "eval of the head.fc0 finetune, 2 ranks" 2 eval conf/eval.cfg "${common[@]}" --set "checkpoint=$tmp/fhead1/final.h5" \
+  --set "run_dir=$tmp/evalhead"
+if out=$("$py" - "$tmp/fhead1" "$tmp/evalhead/eval.json" "$tmp/pre1/final.h5" "$tmp/fine1" <<'EOF' 2>&1
+import json, sys, h5py, numpy as np
+d, ev, pre, emb = sys.argv[1], json.load(open(sys.argv[2])), h5py.File(sys.argv[3], "r"), sys.argv[4]
+last = [json.loads(l) for l in open(d + "/metrics.jsonl") if l.strip()][-1]
+plain = [json.loads(l) for l in open(emb + "/metrics.jsonl") if l.strip()][-1]
+ft = h5py.File(d + "/final.h5", "r")
+moved = {k: float(np.abs(ft["params/" + k][()] - pre["params/" + k][()]).max()) for k in ("head.fc0.weight", "head.fc1.weight")}
+print("  eval's classifier_input %s; finetune's final eval top-1 %.4f, eval phase %.4f; loss %.6g (on embed: %.6g);"
+      " max change from the pretrained head: %s" % (ev["classifier_input"], last["eval_top1"], ev["top1"], last["loss"],
+                                                    plain["loss"], moved))
+sys.exit(0 if ev["classifier_input"] == "head0" and abs(last["eval_top1"] - ev["top1"]) < 1e-9 and
+         moved["head.fc0.weight"] > 0 and moved["head.fc1.weight"] == 0 and last["loss"] != plain["loss"] else 1)
+EOF
+); then ok "eval rebuilds the head.fc0 classifier and reproduces the finetune's top-1; head.fc0 trained, head.fc1 kept"; echo "$out"
+else bad "eval of the head.fc0 finetune" "$out"; fi
+refused "resuming a head.fc0 finetune on the encoder output is refused (model.finetune_from, both values named)" \
+  'written with model.finetune_from = "head0", this run has model.finetune_from = "embed"' \
+  "${mpirun[@]}" -np 1 "$simclr" finetune "${fine[@]}" --set "run_dir=$tmp/fhead1"
+refused "distill refuses a head.fc0 finetune as teacher (one message, naming the key)" \
+  'finetune_from = "head0").*cannot teach distill' \
+  "${mpirun[@]}" -np 2 "$simclr" distill conf/distill.cfg "${common[@]}" --set "checkpoint=$tmp/fhead1/final.h5" --set "run_dir=$tmp/disthead"
+refused "a head.fc0 finetune from a finetune checkpoint is refused (no pretrained head; one message)" \
+  'needs the projection head of a pretrain checkpoint; this one was written by finetune' \
+  "${mpirun[@]}" -np 2 "$simclr" finetune "${fhead[@]}" --set "checkpoint=$tmp/fine1/final.h5" --set "run_dir=$tmp/fheadfine"
 
 # ---- BatchNorm (model.batchnorm): statistics over the global batch -----------------------
 # Each rank normalises with sums allreduced over all ranks' views, so 1, 2 and 3 ranks (3:

@@ -208,7 +208,7 @@ def model_case(bn=False):
         put(pre + "_gproj_" + n, gi if gi is not None else torch.zeros_like(params[n]))
     dlogits = randn(N, C)
     put(pre + "_dlogits", dlogits)
-    g = torch.autograd.grad(logits, tensors, dlogits, allow_unused=True)
+    g = torch.autograd.grad(logits, tensors, dlogits, retain_graph=True, allow_unused=True)
     for n, gi in zip(names, g):
         assert n.startswith("head") or (gi is not None and gi.abs().sum() > 0), n
         put(pre + "_glogits_" + n, gi if gi is not None else torch.zeros_like(params[n]))
@@ -223,6 +223,22 @@ def model_case(bn=False):
     gw, gb = torch.autograd.grad(lc, (wc, bc), dl)
     for name, t in (("weight", wc), ("bias", bc), ("logits", lc), ("dlogits", dl), ("gweight", gw), ("gbias", gb)):
         put(pre + "_probe_" + name, t)
+
+    # fine-tuning from the projection head's first layer (model.finetune_from = "head0",
+    # SimCLR v2): a classifier (C, P) on hidden = ReLU(head.fc0(embed)); the gradients of
+    # every tensor for L = <logits, dlogits> (head.fc1 off the path: zero)
+    lim = (3.0 / P) ** 0.5
+    wh = uniform(C, P, lo=-lim, hi=lim).requires_grad_()
+    bh = uniform(C, lo=-0.1, hi=0.3).requires_grad_()
+    lh = F.linear(hidden, wh, bh)
+    dlh = randn(N, C)
+    own = [n for n in names if not n.startswith("classifier")]
+    g = torch.autograd.grad(lh, [params[n] for n in own] + [wh, bh], dlh, allow_unused=True)
+    for name, t in (("weight", wh), ("bias", bh), ("logits", lh), ("dlogits", dlh)):
+        put(pre + "_head_" + name, t)
+    for n, gi in zip(own + ["classifier.weight", "classifier.bias"], g):
+        assert n.startswith("head.fc1") or (gi is not None and gi.abs().sum() > 0), n
+        put(pre + "_head_g_" + n, gi if gi is not None else torch.zeros_like(params[n]))
 
 
 def partners(counts):

@@ -5,7 +5,8 @@
 #   pretrain 1 epoch (batch 8, online probe 4), finetune 1 epoch from it, distill 1 epoch
 #   (the finetuned model as teacher), eval, all with model.batchnorm = false (the keras
 #   model); then pretrain, finetune and eval again with model.batchnorm = true (the default),
-#   and a linear probe on the conv features with its eval.
+#   a linear probe on the conv features with its eval, and a finetune from the projection
+#   head's first layer (model.finetune_from = "head0") with its eval.
 # Each step runs under
 #   valgrind --error-exitcode=1 --leak-check=full --suppressions=tests/valgrind.supp
 # and must exit 0 with "ERROR SUMMARY: 0 errors"; the suppressions cover only Open MPI's,
@@ -54,6 +55,10 @@ step bn-eval "$simclr" eval conf/eval.cfg "${tiny[@]}" "${bn[@]}" --set "checkpo
 # eval, which reads the checkpoint's stored configuration to build that classifier
 step bn-linear "$simclr" linear conf/linear.cfg "${tiny[@]}" "${bn[@]}" --set train.batch=4 --set "checkpoint=$tmp/bnpre/final.h5" --set "run_dir=$tmp/bnlin"
 step bn-lineval "$simclr" eval conf/eval.cfg "${tiny[@]}" "${bn[@]}" --set "checkpoint=$tmp/bnlin/final.h5" --set "run_dir=$tmp/bnlineval"
+# fine-tuning from the projection head's first layer (model.finetune_from = "head0") and its eval
+step bn-headfine "$simclr" finetune conf/finetune.cfg "${tiny[@]}" "${bn[@]}" --set train.batch=4 --set model.finetune_from=head0 \
+  --set "checkpoint=$tmp/bnpre/final.h5" --set "run_dir=$tmp/bnhead"
+step bn-headeval "$simclr" eval conf/eval.cfg "${tiny[@]}" "${bn[@]}" --set "checkpoint=$tmp/bnhead/final.h5" --set "run_dir=$tmp/bnheadeval"
 if ((failed)); then echo "valgrind: memcheck errors (logs kept in $tmp)"; exit 1; fi
 rm -rf "$tmp"
 echo "valgrind: 0 errors in every step"
