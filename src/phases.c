@@ -895,12 +895,10 @@ static int classify(run_ctx *r)
     if (resumed) init_unchanged(r, init);
     if (resumed == 2) return 0;
     if (!resumed && init[0]) {
-        /* fine-tuning from the head's first layer needs the head pretraining trained */
+        /* fine-tuning from the head's first layer: the head pretraining trained (a pretrain
+         * checkpoint: set_classifier_input checked) */
         const int head = m->cfg.classifier_on_head;
         ckpt_meta meta = load_checkpoint(r, init, 1u << GROUP_ENCODER | (head ? 1u << GROUP_HEAD : 0), 0, NULL);
-        if (head && strcmp(meta.phase, "pretrain"))
-            die_agreed(r, EXIT_CKPT, "%s: model.finetune_from = \"head0\" needs the projection head of a pretrain "
-                       "checkpoint; this one was written by %s", init, meta.phase);
         r->init_step = meta.step;
         r->init_hash = meta.config_hash;
         if (r->rank == 0)
@@ -1081,8 +1079,10 @@ static void set_classifier_input(run_ctx *r)
     int on_conv = is_phase(r, "linear") && !strcmp(c->probe_features, "conv"), pretrained = 0;
     int on_head = (is_phase(r, "finetune") || is_phase(r, "baseline")) && !strcmp(c->finetune_from, "head0");
     const int reads = is_phase(r, "eval") || is_phase(r, "distill");
+    char head_from[16] = ""; /* a "head0" finetune: the phase that wrote its checkpoint */
     if (r->rank == 0 && (reads || (c->checkpoint[0] && (is_phase(r, "linear") || is_phase(r, "finetune"))))) {
         ckpt_meta meta = ckpt_read_meta(c->checkpoint); /* a missing or unreadable one: named here */
+        if (on_head && !reads) snprintf(head_from, sizeof head_from, "%s", meta.phase);
         if (reads) {
             config stored;
             config_from_text(meta.config_text, &stored);
@@ -1095,6 +1095,10 @@ static void set_classifier_input(run_ctx *r)
     }
     dist_bcast(&on_conv, sizeof on_conv, 0);
     dist_bcast(&on_head, sizeof on_head, 0);
+    dist_bcast(head_from, sizeof head_from, 0);
+    if (head_from[0] && strcmp(head_from, "pretrain")) /* before run_dir is claimed */
+        die_agreed(r, EXIT_CKPT, "%s: model.finetune_from = \"head0\" needs the projection head of a pretrain "
+                   "checkpoint; this one was written by %s", c->checkpoint, head_from);
     dist_bcast(&pretrained, sizeof pretrained, 0);
     if (pretrained) /* named here, before the data is read and the model allocated */
         die_agreed(r, EXIT_CKPT, "%s: a pretrain checkpoint has %s", c->checkpoint, is_phase(r, "eval")

@@ -228,6 +228,8 @@ refused "distill refuses a head.fc0 finetune as teacher (one message, naming the
 refused "a head.fc0 finetune from a finetune checkpoint is refused (no pretrained head; one message)" \
   'needs the projection head of a pretrain checkpoint; this one was written by finetune' \
   "${mpirun[@]}" -np 2 "$simclr" finetune "${fhead[@]}" --set "checkpoint=$tmp/fine1/final.h5" --set "run_dir=$tmp/fheadfine"
+[[ -e $tmp/fheadfine ]] && bad "the refused head.fc0 finetune left its run_dir" "$(ls -la "$tmp/fheadfine")" ||
+  ok "  ... refused before its run_dir is created"
 
 # ---- BatchNorm (model.batchnorm): statistics over the global batch -----------------------
 # Each rank normalises with sums allreduced over all ranks' views, so 1, 2 and 3 ranks (3:
