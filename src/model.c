@@ -236,22 +236,38 @@ void encoder_backward(model *m, size_t n)
     }
 }
 
+/* The head's first layer, hidden = ReLU(head.fc0(embed)), and its backward from dhidden
+ * (accumulates head.fc0's gradients; dembed overwritten unless NULL). Used by the projection
+ * head and by a classifier on that layer (classifier_on_head). */
+static void head0_forward(model *m, size_t n)
+{
+    const int t = m->t_head;
+    dense_forward(m->embed, W(m, m->params, t), W(m, m->params, t + 1), m->hidden, n, (size_t)m->cfg.embed_dim,
+                  (size_t)m->cfg.proj_dim, 1);
+}
+
+static void head0_backward(model *m, size_t n, float *dembed)
+{
+    const int t = m->t_head;
+    dense_backward(m->embed, W(m, m->params, t), m->hidden, m->dhidden, W(m, m->grads, t), W(m, m->grads, t + 1),
+                   dembed, n, (size_t)m->cfg.embed_dim, (size_t)m->cfg.proj_dim);
+}
+
 void head_forward(model *m, size_t n)
 {
     const int t = m->t_head;
-    const size_t e = (size_t)m->cfg.embed_dim, p = (size_t)m->cfg.proj_dim;
-    dense_forward(m->embed, W(m, m->params, t), W(m, m->params, t + 1), m->hidden, n, e, p, 1);
+    const size_t p = (size_t)m->cfg.proj_dim;
+    head0_forward(m, n);
     dense_forward(m->hidden, W(m, m->params, t + 2), W(m, m->params, t + 3), m->proj, n, p, p, 0);
 }
 
 void head_backward(model *m, size_t n)
 {
     const int t = m->t_head;
-    const size_t e = (size_t)m->cfg.embed_dim, p = (size_t)m->cfg.proj_dim;
+    const size_t p = (size_t)m->cfg.proj_dim;
     dense_backward(m->hidden, W(m, m->params, t + 2), NULL, m->dproj, W(m, m->grads, t + 2),
                    W(m, m->grads, t + 3), m->dhidden, n, p, p);
-    dense_backward(m->embed, W(m, m->params, t), m->hidden, m->dhidden, W(m, m->grads, t),
-                   W(m, m->grads, t + 1), m->dembed, n, e, p);
+    head0_backward(m, n, m->dembed);
 }
 
 /* The classifier's input: embed, the flattened conv features, or the head's hidden layer */
@@ -264,27 +280,23 @@ static const float *classifier_in(const model *m, size_t *dim)
 
 void classifier_forward(model *m, size_t n)
 {
-    const int t = m->t_cls, h = m->t_head;
+    const int t = m->t_cls;
     size_t in;
     const float *x = classifier_in(m, &in);
-    if (m->cfg.classifier_on_head) /* hidden = ReLU(head.fc0(embed)), as in head_forward */
-        dense_forward(m->embed, W(m, m->params, h), W(m, m->params, h + 1), m->hidden, n, (size_t)m->cfg.embed_dim,
-                      (size_t)m->cfg.proj_dim, 1);
+    if (m->cfg.classifier_on_head) head0_forward(m, n);
     dense_forward(x, W(m, m->params, t), W(m, m->params, t + 1), m->logits, n, in, (size_t)m->cfg.num_classes, 0);
 }
 
 void classifier_backward(model *m, size_t n, int need_dembed)
 {
-    const int t = m->t_cls, h = m->t_head;
+    const int t = m->t_cls, on_head = m->cfg.classifier_on_head;
     size_t in;
     const float *x = classifier_in(m, &in);
     CHECK(!(need_dembed && m->cfg.classifier_on_conv));
-    const int on_head = m->cfg.classifier_on_head;
+    float *dembed = need_dembed ? m->dembed : NULL;
     dense_backward(x, W(m, m->params, t), NULL, m->dlogits, W(m, m->grads, t), W(m, m->grads, t + 1),
-                   on_head ? m->dhidden : need_dembed ? m->dembed : NULL, n, in, (size_t)m->cfg.num_classes);
-    if (on_head) /* through ReLU(head.fc0): the mask is hidden > 0 */
-        dense_backward(m->embed, W(m, m->params, h), m->hidden, m->dhidden, W(m, m->grads, h), W(m, m->grads, h + 1),
-                       need_dembed ? m->dembed : NULL, n, (size_t)m->cfg.embed_dim, (size_t)m->cfg.proj_dim);
+                   on_head ? m->dhidden : dembed, n, in, (size_t)m->cfg.num_classes);
+    if (on_head) head0_backward(m, n, dembed);
 }
 
 double model_forward_gflop(const model *m)
