@@ -9,5 +9,7 @@ pkgs=(build-essential pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev 
       libconfig-dev libstb-dev python3 python3-numpy python3-matplotlib)
 if [[ ${1:-} == --test ]]; then pkgs+=(libcmocka-dev python3-torch python3-h5py valgrind clang libclang-rt-14-dev libjemalloc2); fi
 export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: apt-get update, then installing ${#pkgs[@]} Debian packages (a few minutes; quiet unless it fails)"
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+echo "install-deps: done"

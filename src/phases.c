@@ -994,11 +994,12 @@ static int eval_phase(run_ctx *r)
     double secs = now_s() - t0;
     if (r->rank == 0) {
         char **names = stl10_class_names(c->data.dir, C); /* checked: one name per class */
+        const char *input = r->m.cfg.classifier_on_conv ? "conv" : r->m.cfg.classifier_on_head ? "head0" : "embed";
         FILE *f = open_in_run(r, "eval.json", "w");
         fprintf(f, "{\"phase\":\"eval\",\"trained_phase\":");
         json_str(f, meta.phase);
         fprintf(f, ",\"classifier_input\":");
-        json_str(f, r->m.cfg.classifier_on_conv ? "conv" : r->m.cfg.classifier_on_head ? "head0" : "embed");
+        json_str(f, input);
         fprintf(f, ",\"checkpoint\":");
         json_str(f, c->checkpoint);
         fprintf(f, ",\"top1\":%.6f,\"n\":%zu,\n \"per_class\":[", top1, r->eval.n);
@@ -1025,8 +1026,8 @@ static int eval_phase(run_ctx *r)
         fprintf(f, ",\"world_size\":%d,\n \"seconds\":%.3f,\"images_per_s\":%.2f}\n", r->world, secs,
                 (double)r->eval.n / secs);
         if (fclose(f) != 0) fatal(EXIT_IO, "%s/eval.json: write failed", c->run_dir);
-        printf("eval: %s checkpoint %s: top-1 %.2f%% on %zu images (%s)\n", meta.phase, c->checkpoint, 100.0 * top1,
-               r->eval.n, r->eval_desc);
+        printf("eval: %s checkpoint %s (classifier on %s): top-1 %.2f%% on %zu images (%s)\n", meta.phase,
+               c->checkpoint, input, 100.0 * top1, r->eval.n, r->eval_desc);
     }
     free(conf);
     return 0;
