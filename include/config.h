@@ -117,10 +117,14 @@ int config_text_differs(const char *text, const config *c, const char *key, char
  * string "key=value"), e.g. pretrain.* in finetune, augment.classification.* in linear. */
 int config_key_unused(const char *phase, const char *key);
 
-/* A warning on stderr for each of the nsets --set strings ("key=value") whose key phase never
- * reads (config_key_unused): most likely meant for another phase (pretrain.temperature given
- * to finetune). Only warns: job scripts pass one --set list to every phase. Call on one rank. */
-void config_warn_unused_sets(const char *phase, char *const *sets, int nsets);
+/* Warnings on stderr (never an exit) about the resolved configuration c of phase:
+ *  - one for each of the nsets --set strings ("key=value") whose key phase never reads
+ *    (config_key_unused): most likely meant for another phase (pretrain.temperature given
+ *    to finetune); job scripts pass one --set list to every phase, so this only warns;
+ *  - train.warmup_epochs above train.epochs: the linear warmup (lr_at in src/phases.c) never
+ *    ends, so the rate never reaches train.lr (a short smoke run of a config that warms up).
+ * Call on one rank. */
+void config_warn(const config *c, const char *phase, char *const *sets, int nsets);
 
 /* The first key, in schema order, that can change what a run trains (all keys but run_dir,
  * resume, checkpoint, data.dir, distill.init, train.eval_every, run.* and the keys phase

@@ -6,8 +6,9 @@
 #   --np N       MPI ranks for every phase (default 2)
 #   --data WHAT  sample: import data/sample/{train,unlabeled}, plus the overrides in
 #                        conf/sample.overrides (default)
-#                shared: real STL-10 from ../shared/data (train split symlinked,
-#                        ../shared/data/stl10_test_pool imported as the unlabeled split)
+#                shared: real STL-10 from $SHARED_DATA (default ../shared/data beside the
+#                        repository: train split stl10_binary/ symlinked, stl10_test_pool/
+#                        imported as the unlabeled split)
 #                DIR:    a folder already in STL-10 binary layout, used as data.dir
 #   --runs DIR   output root (default REPO/runs/sample): DIR/data, DIR/pretrain, DIR/linear,
 #                DIR/finetune, DIR/baseline, DIR/eval-PHASE, DIR/report
@@ -25,6 +26,7 @@
 # a finished phase is skipped; a phase whose encoder checkpoint has changed since is refused
 # (exit 6): remove its folder to retrain it.
 # Environment: SIMCLR (default build/simclr), PYTHON (default /usr/bin/python3),
+#   SHARED_DATA (--data shared: the folder holding stl10_binary/ and stl10_test_pool/),
 #   MPIRUN (default "mpirun --allow-run-as-root --oversubscribe"),
 #   OMP_NUM_THREADS, BLIS_NUM_THREADS (default max(1, cores / N)).
 # Relative --runs/--data/SIMCLR paths are taken from the current folder; the steps
@@ -71,6 +73,9 @@ if [[ $data != sample && $data != shared ]]; then
   data=$(realpath "$data")
 fi
 runs=$(realpath -m "$runs")
+shared=$(realpath -m "${SHARED_DATA:-$root/../shared/data}")
+[[ $data != shared || ( -d $shared/stl10_binary && -d $shared/stl10_test_pool ) ]] ||
+  die 4 "--data shared: no stl10_binary/ and stl10_test_pool/ in $shared (${SHARED_DATA:+SHARED_DATA; }default: ../shared/data beside the repository); set SHARED_DATA=DIR to the folder that holds them"
 read_overrides() {  # read_overrides FILE ARRAY: FILE's key=value lines appended to ARRAY
   local raw line n=0  # a comment starts at a # that begins the line or follows a blank;
   local -n into=$2    # blanks around the line are dropped, inside the value kept
@@ -106,7 +111,7 @@ step() {  # step NAME COMMAND...: print a header, run COMMAND, stop the pipeline
 
 link_shared() {  # the real STL-10 labelled train split into $1: images and labels symlinked
   local src f      # (read-only use), class_names.txt copied (a small file nothing may write through)
-  src=$(realpath -e ../shared/data/stl10_binary) || return 4
+  src=$(realpath -e "$shared/stl10_binary") || return 4
   for f in train_X.bin train_y.bin class_names.txt; do
     [[ -s $src/$f ]] || { echo "missing or empty: $src/$f" >&2; return 4; }
   done
@@ -168,7 +173,7 @@ case $data in
     if [[ -e $datadir/unlabeled_X.bin ]]; then
       printf '\n==== import shared unlabeled ====\nskipped: %s exists\n' "$datadir/unlabeled_X.bin"
     else
-      step "import shared unlabeled" "$SIMCLR" import ../shared/data/stl10_test_pool "$datadir" --split unlabeled
+      step "import shared unlabeled" "$SIMCLR" import "$shared/stl10_test_pool" "$datadir" --split unlabeled
     fi ;;
 esac
 
@@ -178,3 +183,4 @@ train finetune
 train baseline
 for phase in linear finetune baseline; do evaluate "$phase"; done
 step "report" "$PYTHON" analysis/compare.py "$runs"
+[[ $data != sample ]] || echo "pipeline: sample data (conf/sample.overrides: 50 eval images, 4 epochs): a smoke test of the pipeline, not a measurement; real-data figures: docs/RESULTS.md"

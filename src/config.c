@@ -664,10 +664,15 @@ int config_key_unused(const char *phase, const char *key)
     return 0;
 }
 
-void config_warn_unused_sets(const char *phase, char *const *sets, int nsets)
+void config_warn(const config *c, const char *phase, char *const *sets, int nsets)
 {
     for (int i = 0; i < nsets; i++)
         if (config_key_unused(phase, sets[i])) warn("--set %s: phase %s does not use this key (ignored)", sets[i], phase);
+    if (!config_key_unused(phase, "train.warmup_epochs") && c->train.warmup_epochs > c->train.epochs)
+        warn("train.warmup_epochs = %d is more than train.epochs = %d: the learning rate rises for the whole run "
+             "and ends at %.3g, below train.lr = %g (set train.warmup_epochs to at most %d)",
+             c->train.warmup_epochs, c->train.epochs,
+             c->train.lr * (double)c->train.epochs / (double)c->train.warmup_epochs, c->train.lr, c->train.epochs);
 }
 
 /* Keys that can change what a run of `phase` trains: not where files are, how it runs and

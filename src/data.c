@@ -41,6 +41,9 @@ void stl10_open(stl10_file *f, const char *dir, const char *split, int need_labe
     memset(f, 0, sizeof *f);
     if (snprintf(f->path_x, sizeof f->path_x, "%s/%s_X.bin", dir, split) >= (int)sizeof f->path_x)
         fatal(EXIT_DATA, "data path too long: %s/%s_X.bin", dir, split);
+    if (access(f->path_x, F_OK) != 0 && errno == ENOENT)
+        fatal(EXIT_DATA, "%s: no such file (a folder of images becomes it with: simclr import FOLDER %s --split %s)",
+              f->path_x, dir, split);
     f->fd = open_or_die(f->path_x);
     size_t bytes = file_size_or_die(f->fd, f->path_x);
     if (bytes == 0) fatal(EXIT_DATA, "%s: empty file (no images)", f->path_x);

@@ -100,7 +100,7 @@ int main(int argc, char **argv)
     if (check) { /* no MPI, no data: what config_load and gemm_init refuse (exit 3) is all it checks */
         config c;
         config_load(&c, argv[2], argv[1], sets, nsets);
-        config_warn_unused_sets(argv[1], sets, nsets);
+        config_warn(&c, argv[1], sets, nsets);
         gemm_init(); /* a bad BLIS_ARCH_TYPE in the job's environment */
         printf("simclr %s: %s with %d --set: configuration valid\n", argv[1], argv[2], nsets);
         return 0;

@@ -832,9 +832,9 @@ static int pretrain(run_ctx *r)
                      GP ? ",\"probe_acc\":" : "", GP ? jnum(d2, pdone ? sums[3] / (double)(GP * pdone) : NAN) : "",
                      timing, r->world, done, jnum(lrs, last_lr(c, r->step, spe)));
         if (r->rank == 0)
-            printf("pretrain epoch %d/%d: loss %.4f contrastive acc %.3f%s | %.1f img/s, %.1f s\n", epoch + 1,
+            printf("pretrain epoch %d/%d: loss %.4f contrastive acc %.3f%s | lr %.3g | %.1f img/s, %.1f s\n", epoch + 1,
                    c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(2 * G * done) : 0.0,
-                   GP ? " (probe on)" : "", (double)(G * done) / secs, secs);
+                   GP ? " (probe on)" : "", last_lr(c, r->step, spe), (double)(G * done) / secs, secs);
         epoch_end(r, epoch);
     }
     save_checkpoint(r, c->train.epochs, "final.h5");
@@ -969,9 +969,9 @@ static int classify(run_ctx *r)
             char ev[80] = "";
             if (eval_now) snprintf(ev, sizeof ev, " eval top-1 %.2f%%", 100.0 * top1);
             if (eval_now && r->val.n) snprintf(ev + strlen(ev), sizeof ev - strlen(ev), " val top-1 %.2f%%", 100.0 * vtop1);
-            printf("%s epoch %d/%d: loss %.4f train acc %.3f%s | %.1f img/s, %.1f s\n", c->phase, epoch + 1,
+            printf("%s epoch %d/%d: loss %.4f train acc %.3f%s | lr %.3g | %.1f img/s, %.1f s\n", c->phase, epoch + 1,
                    c->train.epochs, done ? sums[0] / (double)done : 0.0, done ? sums[1] / (double)(G * done) : 0.0, ev,
-                   (double)(G * done) / secs, secs);
+                   last_lr(c, r->step, spe), (double)(G * done) / secs, secs);
         }
         epoch_end(r, epoch);
     }
@@ -1127,7 +1127,7 @@ int run_phase(const char *phase, const char *cfg_path, char **sets, int nsets)
     r.world = dist_world();
     if (r.rank == 0) {
         config_load(&r.cfg, cfg_path, phase, sets, nsets);
-        config_warn_unused_sets(phase, sets, nsets);
+        config_warn(&r.cfg, phase, sets, nsets);
     }
     dist_bcast(&r.cfg, sizeof r.cfg, 0);
     r.cfg_text = config_to_text(&r.cfg);

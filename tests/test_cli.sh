@@ -75,6 +75,11 @@ expect "a phase given another phase's config file: exit 3 naming FILE:LINE" 3 \
 expect "--check eval with a label budget: eval has none, so the same warning" 0 -m "configuration valid" \
   -m "warning: --set data.labels_per_class=25: phase eval does not use this key" -- \
   "$simclr" eval conf/eval.cfg --set data.labels_per_class=25 --check
+expect "--check with a warmup longer than the run: valid, with a warning giving the final rate" 0 -m "configuration valid" \
+  -m "warning: train.warmup_epochs = 5 is more than train.epochs = 2: the learning rate rises for the whole run and ends at 0.0008, below train.lr = 0.002" -- \
+  "$simclr" pretrain conf/pretrain.cfg --set train.epochs=2 --set train.warmup_epochs=5 --check
+expect "--check with the warmup the run's length: no warning" 0 -m "configuration valid" -x "warning" -- \
+  "$simclr" pretrain conf/pretrain.cfg --set train.epochs=3 --check
 expect "import --split with a slash: exit 2" 2 -- "$simclr" import data/sample/train "$tmp/x" --split a/b
 expect "import unknown option: exit 2" 2 -m --frobnicate -- "$simclr" import data/sample/train "$tmp/x" --split t --frobnicate
 
@@ -321,6 +326,17 @@ printf 'eval:model.bogus=1\n' > "$tmp/bogus.overrides"
 expect "pipeline.sh: an unknown key for the last phase fails before any step: exit 3" 3 -m "model.bogus" -m "nothing was run" -- \
   jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bogus" --overrides "$tmp/bogus.overrides"
 [[ ! -e $tmp/pl-bogus/pretrain ]] && ok "  ... and no phase ran" || bad "a phase ran before the config check failed" "$(ls "$tmp/pl-bogus")"
+# --data shared reads $SHARED_DATA (default ../shared/data beside the repository): here a
+# stand-in with the sample's train split and unlabeled JPEGs in the shared layout.
+mkdir -p "$tmp/shared/stl10_binary" && cp -r data/sample/unlabeled "$tmp/shared/stl10_test_pool"
+for f in train_X.bin train_y.bin class_names.txt; do cp "$data/$f" "$tmp/shared/stl10_binary/"; done
+expect "pipeline.sh --data shared with SHARED_DATA: links, imports, runs" 0 -m "==== import shared unlabeled ====" \
+  -m "$tmp/shared/stl10_test_pool" -m "==== report ====" -- \
+  env SHARED_DATA="$tmp/shared" jobs/pipeline.sh --data shared --runs "$tmp/pl-shared" --np 2 "${rs_set[@]}"
+[[ $(readlink "$tmp/pl-shared/data/train_X.bin") == "$tmp/shared/stl10_binary/train_X.bin" ]] \
+  && ok "  ... its train split is a link into SHARED_DATA" || bad "shared train split link" "$(ls -l "$tmp/pl-shared/data")"
+expect "pipeline.sh --data shared without the data: exit 4 naming the folder and SHARED_DATA" 4 -m "$tmp/none" \
+  -m "SHARED_DATA=DIR" -m "stl10_test_pool" -x "====" -- env SHARED_DATA="$tmp/none" jobs/pipeline.sh --data shared --runs "$tmp/pl-none"
 expect "pipeline.sh --set with an unknown phase before the colon: exit 2" 2 -m "--set pretrian:train.epochs=2" -- \
   jobs/pipeline.sh --data "$data" --runs "$tmp/pl-bad" --set pretrian:train.epochs=2
 expect "recipes.sh --set PHASE:seed: exit 2" 2 -m "set by this script" -- jobs/recipes.sh --data "$data" --recipe a --set pretrain:seed=3

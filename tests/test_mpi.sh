@@ -406,7 +406,7 @@ fault_test() {  # fault_test KIND WANT_RC MESSAGE_REGEX
     ok "fault '$1' on rank 1 of 2: exit $rc after $dt ms, message: $(grep -Em1 "$3" "$tmp/fault-$1.log")"
   else bad "fault '$1' on rank 1 of 2: exit $rc (want $2) after $dt ms (limit 10000)" "$(cat "$tmp/fault-$1.log")"; fi
 }
-fault_test missing 4 'rank 1\] simclr: error: .*train_X.bin: cannot open'
+fault_test missing 4 'rank 1\] simclr: error: .*train_X.bin: no such file \(a folder of images becomes it with: simclr import'
 fault_test short 4 'rank 1\] simclr: error: .*_X.bin: record [0-9]+: short read'
 fault_test nan 7 'simclr: error: pretrain: non-finite loss at epoch 1, step 1'
 fault_test die 9 'exited|non-zero status'
