@@ -26,11 +26,15 @@ static size_t file_size_or_die(int fd, const char *path)
     return (size_t)st.st_size;
 }
 
-static int open_or_die(const char *path)
+/* Opens one file of split `split` in dir; a missing one names the import that writes it. */
+static int open_or_die(const char *path, const char *dir, const char *split)
 {
     /* O_NONBLOCK: opening a FIFO named like a data file must not wait for a writer (a hang);
      * file_size_or_die then refuses it as not a regular file. No effect on regular files. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && errno == ENOENT)
+        fatal(EXIT_DATA, "%s: no such file (a folder of images becomes it with: simclr import FOLDER %s --split %s)",
+              path, dir, split);
     if (fd < 0) fatal(EXIT_DATA, "%s: cannot open: %s", path, strerror(errno));
     return fd;
 }
@@ -41,10 +45,7 @@ void stl10_open(stl10_file *f, const char *dir, const char *split, int need_labe
     memset(f, 0, sizeof *f);
     if (snprintf(f->path_x, sizeof f->path_x, "%s/%s_X.bin", dir, split) >= (int)sizeof f->path_x)
         fatal(EXIT_DATA, "data path too long: %s/%s_X.bin", dir, split);
-    if (access(f->path_x, F_OK) != 0 && errno == ENOENT)
-        fatal(EXIT_DATA, "%s: no such file (a folder of images becomes it with: simclr import FOLDER %s --split %s)",
-              f->path_x, dir, split);
-    f->fd = open_or_die(f->path_x);
+    f->fd = open_or_die(f->path_x, dir, split);
     size_t bytes = file_size_or_die(f->fd, f->path_x);
     if (bytes == 0) fatal(EXIT_DATA, "%s: empty file (no images)", f->path_x);
     if (bytes % STL10_RECORD)
@@ -54,7 +55,7 @@ void stl10_open(stl10_file *f, const char *dir, const char *split, int need_labe
     if (!need_labels) return;
     char path_y[PATH_MAX + 16];
     snprintf(path_y, sizeof path_y, "%s/%s_y.bin", dir, split);
-    int fy = open_or_die(path_y);
+    int fy = open_or_die(path_y, dir, split);
     size_t ny = file_size_or_die(fy, path_y);
     if (ny != f->count)
         fatal(EXIT_DATA, "%s has %zu labels but %s has %zu images", path_y, ny, f->path_x,

@@ -908,6 +908,22 @@ static size_t ref_model_open(model *m, const char *pre, const char *cls, int bn,
     return n;
 }
 
+/* classifier_forward on m (encoder_forward first) vs PRE + cls + "_logits", then
+ * classifier_backward from PRE + cls + "_dlogits" with all gradients zeroed first. tol 1e-4. */
+static void classifier_vs_ref(model *m, const char *pre, const char *cls, size_t n, int need_dembed, const char *what)
+{
+    const size_t C = 3;
+    char tag[96];
+    encoder_forward(m, n, 1);
+    classifier_forward(m, n);
+    snprintf(tag, sizeof tag, "%s_logits", cls);
+    against_ref(m->logits, pre, tag, n * C, 1e-4, what);
+    model_zero_grad(m, 0, NGROUPS);
+    snprintf(tag, sizeof tag, "%s_dlogits", cls);
+    ref_into(m->dlogits, pre, tag, n * C);
+    classifier_backward(m, n, need_dembed);
+}
+
 /* The linear probe on the conv features (model_cfg.classifier_on_conv, model.probe_features =
  * "conv"), the network of model_torch_case: logits = classifier on the flattened last conv
  * map (PyTorch's NCHW flatten order) vs PyTorch, and classifier_backward without dembed: the
@@ -918,12 +934,7 @@ static void model_probe_case(const char *pre, int bn)
     model m;
     const size_t n = ref_model_open(&m, pre, "_probe", bn, 1), C = 3;
     const param_tensor *w = &m.tensor[m.t_cls];
-    encoder_forward(&m, n, 1);
-    classifier_forward(&m, n);
-    against_ref(m.logits, pre, "_probe_logits", n * C, 1e-4, "conv-feature probe logits vs torch");
-    model_zero_grad(&m, 0, NGROUPS);
-    ref_into(m.dlogits, pre, "_probe_dlogits", n * C);
-    classifier_backward(&m, n, 0);
+    classifier_vs_ref(&m, pre, "_probe", n, 0, "conv-feature probe logits vs torch");
     against_ref(m.grads + w->offset, pre, "_probe_gweight", w->size, 1e-4, "conv-feature probe dW vs torch");
     against_ref(m.grads + m.tensor[m.t_cls + 1].offset, pre, "_probe_gbias", C, 1e-4, "conv-feature probe db vs torch");
     for (size_t j = 0; j < m.group_begin[GROUP_CLASSIFIER]; j++) assert_true(m.grads[j] == 0.0f);
@@ -939,14 +950,9 @@ static void model_head_case(const char *pre, int bn)
 {
     TORCHREF_NEED();
     model m;
-    const size_t n = ref_model_open(&m, pre, "_head", bn, 0), C = 3;
+    const size_t n = ref_model_open(&m, pre, "_head", bn, 0);
     char tag[96];
-    encoder_forward(&m, n, 1);
-    classifier_forward(&m, n);
-    against_ref(m.logits, pre, "_head_logits", n * C, 1e-4, "head0 classifier logits vs torch");
-    model_zero_grad(&m, 0, NGROUPS);
-    ref_into(m.dlogits, pre, "_head_dlogits", n * C);
-    classifier_backward(&m, n, 1);
+    classifier_vs_ref(&m, pre, "_head", n, 1, "head0 classifier logits vs torch");
     encoder_backward(&m, n);
     for (int t = 0; t < m.ntensors; t++) {
         const param_tensor *pt = &m.tensor[t];
